@@ -1,0 +1,112 @@
+package config
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
+)
+
+// Config is a loaded, defaulted and validated configuration. Everything the
+// daemon needs is resolved here: secrets read from files, ${ENV} expanded,
+// templates compiled. A reload builds a new Config and swaps it whole.
+type Config struct {
+	Path            string        // the file it was loaded from
+	StateDir        string        // poller.db lives here
+	Listen          string        // metrics/health address; "" disables
+	AdminSocket     string        // unix socket for status/dlq; "" disables
+	ShutdownTimeout time.Duration // bound for in-flight work on SIGTERM (default 20s)
+	Log             Log
+	Alerts          Alerts
+	Accounts        []Account
+}
+
+// Log selects the log level and format.
+type Log struct {
+	Level  slog.Level
+	Format string // text | json
+}
+
+// Alerts configures notifications about dead letters.
+type Alerts struct {
+	Email *Email // nil: no e-mail
+}
+
+// Email sends a message over SMTP when an event is dead-lettered.
+type Email struct {
+	SMTP     string // host:port
+	Username string
+	Password Secret
+	From     string
+	To       []string
+	StartTLS bool // require STARTTLS (default: use it when offered)
+}
+
+// Account is one RetailCRM account, with defaults merged in.
+type Account struct {
+	Name           string
+	URL            string // base URL, no trailing slash, e.g. https://aff-gh.retailcrm.ru
+	APIKey         Secret
+	Statuses       []string
+	Sites          []string // empty: all sites the key sees
+	Schedule       string   // robfig/cron spec, validated
+	StartFrom      string   // now | beginning | RFC 3339 time
+	StartTime      time.Time
+	TimeZone       *time.Location // the account's time zone, for filter[startDate] (default UTC)
+	OnCreate       bool
+	SkipOwnChanges bool
+	RateLimit      float64       // API requests per second, 1..10 (default 8)
+	LookBack       int           // history ids re-read below the cursor (default 200)
+	LookBackTime   time.Duration // how long a cursor position stays in the look-back window (default 2m)
+	PageBudget     int           // history pages per tick (default 50)
+	Timeout        time.Duration // per API request (default 30s)
+	Webhooks       []Webhook
+}
+
+// Webhook is one downstream endpoint of an account.
+type Webhook struct {
+	Name        string // unique within the account; store key and metric label (default "1", "2", ...)
+	URL         string
+	Method      string // POST | GET
+	Format      string // json | form | query | template
+	Params      []Param
+	Body        *tmpl.Template // format: template
+	Headers     map[string]string
+	Secrets     []Secret // "whsec_..." values; several during rotation, one signature each
+	Timeout     time.Duration
+	SuccessBody string
+	Retry       Retry
+	Concurrency int // parallel deliveries (default 4)
+}
+
+// Param is one trigger-style parameter, in the order the config lists them.
+type Param struct {
+	Name  string
+	Value *tmpl.Template
+}
+
+// Retry bounds how long an event is retried before it is dead-lettered.
+type Retry struct {
+	MaxAttempts int           // default 12
+	MaxAge      time.Duration // default 72h
+}
+
+// Secret is a credential. It prints as REDACTED in logs, fmt and JSON.
+type Secret string
+
+const redacted = "REDACTED"
+
+// Reveal returns the secret's value, for the one place that must send it.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer.
+func (s Secret) String() string { return redacted }
+
+// GoString implements fmt.GoStringer.
+func (s Secret) GoString() string { return redacted }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON keeps secrets out of JSON dumps.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
