@@ -1,7 +1,11 @@
 package config
 
 import (
+	"encoding/json"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
@@ -71,8 +75,8 @@ type Webhook struct {
 	Format      string // json | form | query | template
 	Params      []Param
 	Body        *tmpl.Template // format: template
-	Headers     map[string]string
-	Secrets     []Secret // "whsec_..." values; several during rotation, one signature each
+	Headers     Headers        // extra request headers; values print as REDACTED
+	Secrets     []Secret       // "whsec_..." values; several during rotation, one signature each
 	Timeout     time.Duration
 	SuccessBody string
 	Retry       Retry
@@ -89,6 +93,41 @@ type Param struct {
 type Retry struct {
 	MaxAttempts int           // default 12
 	MaxAge      time.Duration // default 72h
+}
+
+// Headers are a webhook's extra request headers. Values often carry
+// credentials (Authorization: Bearer ${TOKEN}), so like Secret they print as
+// REDACTED; range over the map to send them.
+type Headers map[string]string
+
+// String implements fmt.Stringer: header names with redacted values.
+func (h Headers) String() string {
+	names := slices.Sorted(maps.Keys(h))
+	for i, n := range names {
+		names[i] = n + ":" + redacted
+	}
+	return "map[" + strings.Join(names, " ") + "]"
+}
+
+// GoString implements fmt.GoStringer.
+func (h Headers) GoString() string { return h.String() }
+
+// LogValue implements slog.LogValuer.
+func (h Headers) LogValue() slog.Value {
+	attrs := make([]slog.Attr, 0, len(h))
+	for _, n := range slices.Sorted(maps.Keys(h)) {
+		attrs = append(attrs, slog.String(n, redacted))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// MarshalJSON keeps header values out of JSON dumps.
+func (h Headers) MarshalJSON() ([]byte, error) {
+	m := make(map[string]string, len(h))
+	for n := range h {
+		m[n] = redacted
+	}
+	return json.Marshal(m)
 }
 
 // Secret is a credential. It prints as REDACTED in logs, fmt and JSON.
@@ -110,3 +149,26 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 
 // MarshalJSON keeps secrets out of JSON dumps.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// LogValue logs an account as its identity, never its key's value.
+func (a Account) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", a.Name),
+		slog.String("url", a.URL),
+		slog.Any("api_key", a.APIKey),
+		slog.Any("statuses", a.Statuses),
+		slog.Int("webhooks", len(a.Webhooks)),
+	)
+}
+
+// LogValue logs a webhook without its secrets or header values (an
+// Authorization header is as secret as the signing key).
+func (w Webhook) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", w.Name),
+		slog.String("url", w.URL),
+		slog.String("method", w.Method),
+		slog.String("format", w.Format),
+		slog.Int("secrets", len(w.Secrets)),
+	)
+}

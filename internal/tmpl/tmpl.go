@@ -1,25 +1,443 @@
 // Package tmpl renders trigger-style templates, the subset of Twig that a
 // RetailCRM trigger's "HTTP request" action uses in its parameters:
-// {{ order.id }}, nested paths, and the |json_encode filter. A missing path
-// renders empty, as in Twig.
+// {{ order.id }}, nested paths (order.items.0.offer.name, order.items[0],
+// order.customFields['my_field']), string literals, and the filters
+// |json_encode and |default('x'). {{- and -}} trim the whitespace next to a
+// tag. A missing path renders empty, as in Twig.
+//
+// Values render the way Twig prints them: strings as they are, numbers as
+// JSON numbers, true as "1", false and null as "", and objects and lists as
+// JSON (Twig would fail on them; JSON is what a receiver can use).
 package tmpl
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
 
 // Template is a parsed template. It is safe for concurrent use.
 type Template struct {
-	src string
+	src   string
+	parts []part
+}
+
+// part is literal text or one {{ }} expression.
+type part struct {
+	text string
+	expr *expr // nil for text
+}
+
+// expr is a value (a path or a literal) piped through filters.
+type expr struct {
+	path    []string // nil when literal is used
+	literal string
+	filters []filter
+}
+
+type filter struct {
+	name string // json_encode | default
+	arg  string // default's argument
+}
+
+// SyntaxError is a template that does not parse. Offset is the 0-based byte
+// offset into the source; Line and Column are 1-based (Column counts bytes).
+type SyntaxError struct {
+	Offset, Line, Column int
+	Msg                  string
+}
+
+func (e *SyntaxError) Error() string {
+	if e.Line > 1 {
+		return fmt.Sprintf("%s at line %d, column %d", e.Msg, e.Line, e.Column)
+	}
+	return fmt.Sprintf("%s at column %d", e.Msg, e.Column)
 }
 
 // Parse compiles src. An unclosed tag, an empty expression or an unknown
 // filter is an error that names the offending position.
 func Parse(src string) (*Template, error) {
-	panic("tmpl.Parse: to be implemented")
+	p := parser{src: src}
+	parts, err := p.parse()
+	if err != nil {
+		return nil, err
+	}
+	return &Template{src: src, parts: parts}, nil
 }
 
 // Source returns the text the template was parsed from.
 func (t *Template) Source() string { return t.src }
 
+// String returns the source, so a Template prints as the config wrote it.
+func (t *Template) String() string { return t.src }
+
 // Render evaluates the template against data, a JSON-like tree
-// (map[string]any, []any, string, json.Number, float64, bool, nil).
+// (map[string]any, []any, string, json.Number, float64, bool, nil;
+// json.RawMessage values are decoded on the way).
 func (t *Template) Render(data map[string]any) string {
-	panic("tmpl.Render: to be implemented")
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.expr == nil {
+			b.WriteString(p.text)
+			continue
+		}
+		b.WriteString(p.expr.eval(data))
+	}
+	return b.String()
 }
+
+func (e *expr) eval(data map[string]any) string {
+	var v any = e.literal
+	if e.path != nil {
+		v = lookup(data, e.path)
+	}
+	for _, f := range e.filters {
+		switch f.name {
+		case "json_encode":
+			v = jsonEncode(v)
+		case "default":
+			if empty(v) {
+				v = f.arg
+			}
+		}
+	}
+	return format(v)
+}
+
+// lookup walks path through data; a missing step yields nil.
+func lookup(data map[string]any, path []string) any {
+	var cur any = data
+	for _, seg := range path {
+		if raw, ok := cur.(json.RawMessage); ok {
+			cur = decodeRaw(raw)
+		}
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[seg]
+		case []any:
+			i, err := strconv.Atoi(seg)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	if raw, ok := cur.(json.RawMessage); ok {
+		cur = decodeRaw(raw)
+	}
+	return cur
+}
+
+func decodeRaw(raw json.RawMessage) any {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return nil
+	}
+	return v
+}
+
+// empty is Twig's test used by |default: null, false, "" and empty lists and
+// objects (0 is not empty).
+func empty(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !v
+	case string:
+		return v == ""
+	case []any:
+		return len(v) == 0
+	case map[string]any:
+		return len(v) == 0
+	}
+	return false
+}
+
+// format prints v the way Twig prints a value.
+func format(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case bool:
+		if v {
+			return "1"
+		}
+		return ""
+	case json.Number:
+		return v.String()
+	case float64:
+		return formatFloat(v)
+	case float32:
+		return formatFloat(float64(v))
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return fmt.Sprint(v)
+	}
+	return jsonEncode(v)
+}
+
+// formatFloat prints integral values without an exponent (1e+06 would
+// surprise a receiver expecting an order id).
+func formatFloat(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// jsonEncode is Twig's |json_encode; a value JSON cannot hold (NaN) encodes
+// as null. Unlike PHP it leaves "/" and non-ASCII unescaped, which any JSON
+// parser reads the same.
+func jsonEncode(v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "null"
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// parser is a hand-written scanner over src; pos is a byte offset.
+type parser struct {
+	src string
+	pos int
+}
+
+func (p *parser) errAt(off int, format string, args ...any) error {
+	line, col := 1, off+1
+	if i := strings.LastIndexByte(p.src[:off], '\n'); i >= 0 {
+		line = strings.Count(p.src[:off], "\n") + 1
+		col = off - i
+	}
+	return &SyntaxError{Offset: off, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) parse() ([]part, error) {
+	var parts []part
+	for {
+		i := strings.Index(p.src[p.pos:], "{{")
+		if i < 0 {
+			parts = appendText(parts, p.src[p.pos:])
+			return parts, nil
+		}
+		open := p.pos + i
+		text := p.src[p.pos:open]
+		p.pos = open + 2
+		if p.peek() == '-' {
+			p.pos++
+			text = strings.TrimRight(text, " \t\r\n")
+		}
+		parts = appendText(parts, text)
+		e, trimAfter, err := p.tag(open)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, part{expr: e})
+		if trimAfter {
+			rest := strings.TrimLeft(p.src[p.pos:], " \t\r\n")
+			p.pos = len(p.src) - len(rest)
+		}
+	}
+}
+
+func appendText(parts []part, s string) []part {
+	if s == "" {
+		return parts
+	}
+	return append(parts, part{text: s})
+}
+
+// tag parses an expression after "{{" up to and including "}}".
+func (p *parser) tag(open int) (*expr, bool, error) {
+	p.space()
+	if p.pos >= len(p.src) {
+		return nil, false, p.errAt(open, "unclosed {{")
+	}
+	if p.closing() {
+		return nil, false, p.errAt(open, "empty expression")
+	}
+	e := &expr{}
+	switch c := p.peek(); {
+	case c == '\'' || c == '"':
+		s, err := p.str()
+		if err != nil {
+			return nil, false, err
+		}
+		e.literal = s
+	case isIdentStart(c) || isDigit(c):
+		path, err := p.path()
+		if err != nil {
+			return nil, false, err
+		}
+		e.path = path
+	default:
+		return nil, false, p.errAt(p.pos, "unexpected %q", c)
+	}
+	for {
+		p.space()
+		if p.pos >= len(p.src) {
+			return nil, false, p.errAt(open, "unclosed {{")
+		}
+		if p.peek() != '|' {
+			break
+		}
+		p.pos++
+		p.space()
+		f, err := p.filter()
+		if err != nil {
+			return nil, false, err
+		}
+		e.filters = append(e.filters, f)
+	}
+	trim := false
+	if strings.HasPrefix(p.src[p.pos:], "-}}") {
+		trim = true
+		p.pos++
+	}
+	if !strings.HasPrefix(p.src[p.pos:], "}}") {
+		if !strings.Contains(p.src[p.pos:], "}}") {
+			return nil, false, p.errAt(open, "unclosed {{")
+		}
+		return nil, false, p.errAt(p.pos, "unexpected %q, want }}", p.src[p.pos])
+	}
+	p.pos += 2
+	return e, trim, nil
+}
+
+// path parses a.b.0.c, a[0] and a['key'].
+func (p *parser) path() ([]string, error) {
+	path := []string{p.ident()}
+	for {
+		switch p.peek() {
+		case '.':
+			p.pos++
+			c := p.peek()
+			if !isIdentStart(c) && !isDigit(c) {
+				return nil, p.errAt(p.pos, "want a name after \".\"")
+			}
+			path = append(path, p.ident())
+		case '[':
+			p.pos++
+			p.space()
+			var seg string
+			switch c := p.peek(); {
+			case c == '\'' || c == '"':
+				s, err := p.str()
+				if err != nil {
+					return nil, err
+				}
+				seg = s
+			case isDigit(c):
+				seg = p.ident()
+			default:
+				return nil, p.errAt(p.pos, "want an index or a quoted key after \"[\"")
+			}
+			p.space()
+			if p.peek() != ']' {
+				return nil, p.errAt(p.pos, "unclosed [")
+			}
+			p.pos++
+			path = append(path, seg)
+		default:
+			return path, nil
+		}
+	}
+}
+
+func (p *parser) filter() (filter, error) {
+	start := p.pos
+	if !isIdentStart(p.peek()) {
+		return filter{}, p.errAt(start, "want a filter name after \"|\"")
+	}
+	name := p.ident()
+	switch name {
+	case "json_encode":
+		return filter{name: name}, nil
+	case "default":
+		p.space()
+		if p.peek() != '(' {
+			return filter{}, p.errAt(p.pos, "default needs an argument: default('x')")
+		}
+		p.pos++
+		p.space()
+		if c := p.peek(); c != '\'' && c != '"' {
+			return filter{}, p.errAt(p.pos, "default's argument must be a quoted string")
+		}
+		arg, err := p.str()
+		if err != nil {
+			return filter{}, err
+		}
+		p.space()
+		if p.peek() != ')' {
+			return filter{}, p.errAt(p.pos, "unclosed (")
+		}
+		p.pos++
+		return filter{name: name, arg: arg}, nil
+	}
+	return filter{}, p.errAt(start, "unknown filter %q", name)
+}
+
+// str parses a quoted string; a backslash escapes the next byte.
+func (p *parser) str() (string, error) {
+	start := p.pos
+	q := p.src[p.pos]
+	p.pos++
+	var b strings.Builder
+	for p.pos < len(p.src) {
+		c := p.src[p.pos]
+		p.pos++
+		switch {
+		case c == q:
+			return b.String(), nil
+		case c == '\\' && p.pos < len(p.src):
+			b.WriteByte(p.src[p.pos])
+			p.pos++
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", p.errAt(start, "unclosed string")
+}
+
+func (p *parser) ident() string {
+	start := p.pos
+	for p.pos < len(p.src) && (isIdentStart(p.src[p.pos]) || isDigit(p.src[p.pos])) {
+		p.pos++
+	}
+	return p.src[start:p.pos]
+}
+
+func (p *parser) space() {
+	for p.pos < len(p.src) && strings.IndexByte(" \t\r\n", p.src[p.pos]) >= 0 {
+		p.pos++
+	}
+}
+
+func (p *parser) closing() bool {
+	rest := p.src[p.pos:]
+	return strings.HasPrefix(rest, "}}") || strings.HasPrefix(rest, "-}}")
+}
+
+// peek returns the current byte, or 0 at the end.
+func (p *parser) peek() byte {
+	if p.pos >= len(p.src) {
+		return 0
+	}
+	return p.src[p.pos]
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
