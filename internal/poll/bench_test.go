@@ -1,0 +1,207 @@
+package poll
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+)
+
+// bigHistory builds an account with about n history entries: mostly
+// comments, about one in twenty an approval (and as many moves back to new).
+func bigHistory(n int) (*crmsim.Sim, *crmsim.Account) {
+	sim := crmsim.New(crmsim.Options{Seed: 100})
+	crm := sim.AddAccount(crmsim.AccountOptions{Name: "acme", APIKey: "key-acme", RateLimit: -1})
+	rng := rand.New(rand.NewPCG(100, 1))
+	orders := make([]int64, 500)
+	for i := range orders {
+		orders[i] = crm.CreateOrder("main", "new")
+	}
+	for crm.HistoryLen() < n {
+		o := orders[rng.IntN(len(orders))]
+		if rng.IntN(20) == 0 {
+			if st, _ := crm.OrderStatus(o); st == "approved" {
+				crm.SetStatus(o, "new")
+			} else {
+				crm.SetStatus(o, "approved")
+			}
+			continue
+		}
+		crm.SetField(o, "manager_comment", nil, "called back")
+	}
+	return sim, crm
+}
+
+// heapSampler records the highest HeapInuse while it runs.
+type heapSampler struct {
+	stop chan struct{}
+	done sync.WaitGroup
+	peak uint64
+}
+
+func sampleHeap(every time.Duration) *heapSampler {
+	s := &heapSampler{stop: make(chan struct{})}
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		var ms runtime.MemStats
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			s.peak = max(s.peak, ms.HeapInuse)
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// Peak returns the highest HeapInuse seen, after stopping the sampler.
+func (s *heapSampler) Peak() uint64 {
+	close(s.stop)
+	s.done.Wait()
+	return s.peak
+}
+
+// drainBig drains the simulator server into a fresh store in one poll and
+// returns the peak HeapInuse and the number of events.
+func drainBig(tb testing.TB, sim simServer) (peak uint64, events int) {
+	tb.Helper()
+	cfg := testAccount(sim.url)
+	cfg.PageBudget = 1 << 20
+	st, err := store.Open(filepath.Join(tb.TempDir(), store.FileName), store.Options{Timeout: time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer st.Close()
+	m := metrics.New()
+	client, err := retailcrm.New(testClientOptions(cfg, m, 2))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := New(cfg, client, st, m, discard(), nil)
+	runtime.GC()
+	s := sampleHeap(2 * time.Millisecond)
+	err = p.Poll(context.Background())
+	peak = s.Peak()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	state, err := st.State("acme")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if state.Cursor != sim.lastID {
+		tb.Fatalf("cursor %d after the drain, want %d", state.Cursor, sim.lastID)
+	}
+	pending, _, err := st.Counts("acme")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return peak, pending
+}
+
+// simServer serves bigHistory(n) from a child process, so that the heap
+// the parent measures is the poller's alone.
+type simServer struct {
+	url     string // base URL of account acme
+	lastID  int64
+	entries int
+}
+
+// startSimServer re-runs the test binary as a simulator server (see
+// TestMain and simMain) and returns its address once it serves.
+func startSimServer(tb testing.TB, n int) simServer {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envSimEntries+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	var s simServer
+	if _, err := fmt.Fscan(out, &s.url, &s.lastID, &s.entries); err != nil {
+		tb.Fatalf("simulator server: %v", err)
+	}
+	return s
+}
+
+// simMain builds the history and serves it until killed; it prints the
+// account URL, the last history id and the number of entries.
+func simMain(n int) int {
+	sim, crm := bigHistory(n)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "simulator:", err)
+		return 1
+	}
+	fmt.Println(crm.BaseURL("http://"+ln.Addr().String()), crm.LastHistoryID(), crm.HistoryLen())
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.Serve(ln); err != nil {
+		fmt.Fprintln(os.Stderr, "simulator:", err)
+	}
+	return 1
+}
+
+// BenchmarkDrain100k drains 100,000 history entries (a simulator in a
+// child process) in one poll and reports the peak heap in use (heapMB).
+//
+//	go test -run='^$' -bench=Drain100k -benchtime=3x ./internal/poll/
+func BenchmarkDrain100k(b *testing.B) {
+	sim := startSimServer(b, 100_000)
+	var peak uint64
+	var events int
+	b.ResetTimer()
+	for range b.N {
+		p, n := drainBig(b, sim)
+		peak, events = max(peak, p), n
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "heapMB")
+	b.ReportMetric(float64(sim.entries), "entries")
+	b.ReportMetric(float64(events), "events")
+}
+
+// Draining a long history keeps the heap under 50 MB: 10,000 entries by
+// default, 100,000 with POLL_LONG=1 (a minute under -race).
+// BenchmarkDrain100k records the figure.
+func TestDrainHeap(t *testing.T) {
+	n := 10_000
+	if os.Getenv("POLL_LONG") == "1" {
+		n = 100_000
+	}
+	sim := startSimServer(t, n)
+	peak, events := drainBig(t, sim)
+	t.Logf("%d entries: peak heap in use %.1f MB, %d events", sim.entries, float64(peak)/(1<<20), events)
+	if events < n/50 {
+		t.Errorf("%d events from %d entries, want about %d", events, n, n/40)
+	}
+	if peak > 50<<20 {
+		t.Errorf("peak heap in use %.1f MB, want under 50 MB", float64(peak)/(1<<20))
+	}
+}
