@@ -1,0 +1,199 @@
+// Package deliver sends outbox events to webhooks the way a RetailCRM
+// trigger's "HTTP request" action would (DESIGN.md, "Events on the wire"):
+// it renders the request for the webhook's format, signs it per the
+// Standard Webhooks spec, sends one attempt at a time (Send), and runs the
+// per-webhook workers (Dispatcher) that keep each order's events in order,
+// retry on a durable schedule and dead-letter what cannot be delivered.
+package deliver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
+)
+
+// Formats of config.Webhook.Format.
+const (
+	FormatJSON     = "json"
+	FormatForm     = "form"
+	FormatQuery    = "query"
+	FormatTemplate = "template"
+)
+
+// Content types set by the formats; a configured Content-Type header wins.
+const (
+	contentJSON = "application/json"
+	contentForm = "application/x-www-form-urlencoded"
+	contentText = "text/plain; charset=utf-8"
+)
+
+// Request is a rendered webhook request, before headers and signing. Body
+// is exactly the bytes that are signed and sent.
+type Request struct {
+	Method      string
+	URL         string
+	Body        []byte
+	ContentType string // "" for no body
+}
+
+// TemplateData is what params and bodies are rendered against:
+// order (decoded once, numbers kept as json.Number so ids print exactly),
+// change, account, event {id, type} and orderMissing.
+func TemplateData(ev event.Event) (map[string]any, error) {
+	var order any
+	if len(ev.Order) > 0 {
+		d := json.NewDecoder(bytes.NewReader(ev.Order))
+		d.UseNumber()
+		if err := d.Decode(&order); err != nil {
+			return nil, fmt.Errorf("deliver: event %s: decode order: %w", ev.ID, err)
+		}
+		if _, err := d.Token(); !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("deliver: event %s: decode order: data after the order", ev.ID)
+		}
+	}
+	return map[string]any{
+		"order": order,
+		"change": map[string]any{
+			"historyId": ev.Change.HistoryID,
+			"field":     ev.Change.Field,
+			"oldValue":  ev.Change.OldValue,
+			"newValue":  ev.Change.NewValue,
+			"source":    ev.Change.Source,
+			"createdAt": ev.Change.CreatedAt,
+		},
+		"account":      ev.Account,
+		"event":        map[string]any{"id": ev.ID, "type": string(ev.Type)},
+		"orderMissing": ev.OrderMissing,
+	}, nil
+}
+
+// Render builds the request wh sends for ev.
+//
+//   - json without params: the event envelope (event.Event as JSON);
+//   - json with params: a JSON object of the rendered params (string values,
+//     in config order);
+//   - form: the params urlencoded in the body (with GET, in the query, as a
+//     trigger does: a GET carries no body);
+//   - query: the params appended to the URL's query, an empty body;
+//   - template: the rendered body, application/json when it is valid JSON,
+//     else text/plain.
+func Render(wh config.Webhook, ev event.Event) (Request, error) {
+	method := strings.ToUpper(wh.Method)
+	if method == "" {
+		method = http.MethodPost
+	}
+	req := Request{Method: method, URL: wh.URL}
+	format := wh.Format
+	if format == "" {
+		format = FormatJSON
+	}
+	if format == FormatJSON && len(wh.Params) == 0 {
+		// An Encoder without HTML escaping keeps the order as the API sent
+		// it ("&" stays "&", not \u0026).
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(ev); err != nil {
+			return Request{}, fmt.Errorf("deliver: event %s: %w", ev.ID, err)
+		}
+		req.Body, req.ContentType = bytes.TrimSuffix(buf.Bytes(), []byte("\n")), contentJSON
+		return req, nil
+	}
+	data, err := TemplateData(ev)
+	if err != nil {
+		return Request{}, err
+	}
+	switch format {
+	case FormatJSON:
+		req.Body, req.ContentType = paramsJSON(wh.Params, data), contentJSON
+	case FormatForm:
+		enc := encodeParams(wh.Params, data)
+		if method == http.MethodGet {
+			req.URL = appendQuery(wh.URL, enc)
+		} else {
+			req.Body, req.ContentType = []byte(enc), contentForm
+		}
+	case FormatQuery:
+		req.URL = appendQuery(wh.URL, encodeParams(wh.Params, data))
+	case FormatTemplate:
+		if wh.Body != nil {
+			req.Body = []byte(wh.Body.Render(data))
+		}
+		req.ContentType = contentText
+		if json.Valid(req.Body) {
+			req.ContentType = contentJSON
+		}
+	default:
+		return Request{}, fmt.Errorf("deliver: webhook %s: unknown format %q", wh.Name, wh.Format)
+	}
+	return req, nil
+}
+
+// paramsJSON renders params as a JSON object in config order (a map would
+// sort the keys).
+func paramsJSON(params []config.Param, data map[string]any) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, p := range params {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSONString(&b, p.Name)
+		b.WriteByte(':')
+		writeJSONString(&b, renderParam(p, data))
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	enc, _ := json.Marshal(s) // a string always marshals
+	b.Write(enc)
+}
+
+// encodeParams urlencodes params in config order (url.Values.Encode sorts).
+func encodeParams(params []config.Param, data map[string]any) string {
+	var b strings.Builder
+	for i, p := range params {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(p.Name))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(renderParam(p, data)))
+	}
+	return b.String()
+}
+
+func renderParam(p config.Param, data map[string]any) string {
+	if p.Value == nil {
+		return ""
+	}
+	return p.Value.Render(data)
+}
+
+// appendQuery adds an encoded query to u, keeping u's own query and fragment.
+func appendQuery(u, enc string) string {
+	if enc == "" {
+		return u
+	}
+	frag := ""
+	if i := strings.IndexByte(u, '#'); i >= 0 {
+		u, frag = u[:i], u[i:]
+	}
+	switch {
+	case !strings.Contains(u, "?"):
+		u += "?"
+	case !strings.HasSuffix(u, "?") && !strings.HasSuffix(u, "&"):
+		u += "&"
+	}
+	return u + enc + frag
+}
