@@ -7,30 +7,159 @@ package retailcrm
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/go-resty/resty/v2"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
-// Options configures a Client.
+// Options configures a Client. Zero values take the documented defaults.
 type Options struct {
-	BaseURL    string  // e.g. https://aff-gh.retailcrm.ru
-	APIKey     string  // sent only as X-API-KEY
-	RateLimit  float64 // requests per second (token bucket, burst 1)
-	Timeout    time.Duration
-	MaxRetries int // retries of 503/429/5xx/timeouts (default 5)
-	Logger     *slog.Logger
-	UserAgent  string
+	// BaseURL is the account URL, e.g. https://aff-gh.retailcrm.ru; it may
+	// carry a path prefix (http://127.0.0.1:4000/acme) that API paths follow.
+	BaseURL string
+	APIKey  string // sent only as X-API-KEY
+	// RateLimit is requests per second, applied to every attempt including
+	// retries: a token bucket (burst 1) at 95% of it, plus a check on real
+	// send times (see pacer). 0 means 8; a negative value disables the
+	// limit (simulator benchmarks only).
+	RateLimit  float64
+	Timeout    time.Duration // per attempt (default 30s)
+	MaxRetries int           // retries of 503/429/5xx/timeouts/truncated bodies (0: 5; negative: none)
+	// RetryWait and RetryMaxWait bound the exponential backoff with jitter
+	// (defaults 500ms and 10s). A Retry-After longer than RetryMaxWait ends
+	// the retries: the server asked for more patience than the caller has.
+	RetryWait    time.Duration
+	RetryMaxWait time.Duration
+	Logger       *slog.Logger // resty chatter and retries at Debug; nil discards
+	UserAgent    string       // default version.UserAgent()
 	// Observe, when set, is called once per HTTP response or transport error
 	// with the endpoint name ("history", "orders", "statuses", "credentials")
 	// and the HTTP status code (0 for a transport error). Metrics hook.
 	Observe func(endpoint string, code int)
 }
 
+// Defaults of Options.
+const (
+	DefaultRateLimit    = 8
+	DefaultTimeout      = 30 * time.Second
+	DefaultMaxRetries   = 5
+	DefaultRetryWait    = 500 * time.Millisecond
+	DefaultRetryMaxWait = 10 * time.Second
+	// MaxOrderIDs is the most ids Orders accepts per call (the API's page size).
+	MaxOrderIDs = 100
+)
+
+// maxBody bounds a response body; a page of 100 full orders is far smaller.
+const maxBody = 64 << 20
+
+// API paths, also used to name the endpoint in errors.
+const (
+	pathCredentials = "/api/credentials"
+	pathHistory     = "/api/v5/orders/history"
+	pathOrders      = "/api/v5/orders"
+	pathStatuses    = "/api/v5/reference/statuses"
+)
+
 // Client talks to one account. Safe for concurrent use.
-type Client struct{}
+type Client struct {
+	rc    *resty.Client
+	pacer *pacer
+	log   *slog.Logger
+}
 
 // New builds a client; it does no I/O.
-func New(opts Options) (*Client, error) { panic("to be implemented") }
+func New(opts Options) (*Client, error) {
+	// The URL is quoted only in parts: a misplaced key could sit in its
+	// query or user info.
+	u, err := url.Parse(opts.BaseURL)
+	if err != nil {
+		return nil, errors.New("retailcrm: base URL does not parse; want http(s)://host[/prefix]")
+	}
+	where := u.Scheme + "://" + u.Host + u.EscapedPath()
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("retailcrm: base URL %q: want http(s)://host[/prefix]", where)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("retailcrm: base URL %q: no query, fragment or user info allowed", where)
+	}
+	if opts.APIKey == "" {
+		return nil, errors.New("retailcrm: empty API key")
+	}
+	if strings.ContainsFunc(opts.APIKey, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return nil, errors.New("retailcrm: API key contains spaces or control characters")
+	}
+	if opts.RateLimit == 0 {
+		opts.RateLimit = DefaultRateLimit
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	switch {
+	case opts.MaxRetries == 0:
+		opts.MaxRetries = DefaultMaxRetries
+	case opts.MaxRetries < 0:
+		opts.MaxRetries = 0
+	}
+	if opts.RetryWait <= 0 {
+		opts.RetryWait = DefaultRetryWait
+	}
+	if opts.RetryMaxWait <= 0 {
+		opts.RetryMaxWait = DefaultRetryMaxWait
+	}
+	if opts.RetryMaxWait < opts.RetryWait {
+		opts.RetryMaxWait = opts.RetryWait
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = version.UserAgent()
+	}
+
+	c := &Client{pacer: newPacer(opts.RateLimit), log: opts.Logger}
+
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	// Callers share one client per account from several goroutines; keeping
+	// their connections avoids a dial per request, whose variable delay
+	// would bunch the paced requests up on arrival.
+	base.MaxIdleConnsPerHost = 16
+	var transport http.RoundTripper = base
+	if opts.Observe != nil {
+		transport = observer{next: transport, observe: opts.Observe}
+	}
+	hc := &http.Client{
+		Transport: transport,
+		// A redirect would carry X-API-KEY to wherever it points; a real
+		// account URL answers directly, so a redirect is reported instead.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	c.rc = resty.NewWithClient(hc).
+		SetBaseURL(strings.TrimSuffix(u.String(), "/")).
+		SetHeader("X-API-KEY", opts.APIKey).
+		SetHeader("User-Agent", opts.UserAgent).
+		SetHeader("Accept", "application/json").
+		SetTimeout(opts.Timeout).
+		SetResponseBodyLimit(maxBody).
+		SetLogger(restyLogger{opts.Logger}).
+		SetRetryCount(opts.MaxRetries).
+		SetRetryWaitTime(opts.RetryWait).
+		SetRetryMaxWaitTime(opts.RetryMaxWait).
+		SetRetryAfter(func(_ *resty.Client, r *resty.Response) (time.Duration, error) {
+			return retryAfter(r.Header().Get("Retry-After"), time.Now(), opts.RetryMaxWait)
+		}).
+		AddRetryHook(c.logRetry).
+		OnBeforeRequest(c.wait)
+	return c, nil
+}
 
 // HistoryFilter selects history entries.
 type HistoryFilter struct {
@@ -41,108 +170,247 @@ type HistoryFilter struct {
 	Page      int // 0 omits it
 }
 
-// HistoryPage is one page of GET /api/v5/orders/history.
-type HistoryPage struct {
-	GeneratedAt string         `json:"generatedAt"`
-	History     []HistoryEntry `json:"history"`
-	Pagination  Pagination     `json:"pagination"`
-}
-
-// Pagination as RetailCRM returns it.
-type Pagination struct {
-	Limit          int `json:"limit"`
-	TotalCount     int `json:"totalCount"`
-	CurrentPage    int `json:"currentPage"`
-	TotalPageCount int `json:"totalPageCount"`
-}
-
-// HistoryEntry is one change of one order field.
-type HistoryEntry struct {
-	ID        int64       `json:"id"`
-	CreatedAt string      `json:"createdAt"`
-	Created   bool        `json:"created"`
-	Deleted   bool        `json:"deleted"`
-	Source    string      `json:"source"`
-	Field     string      `json:"field"`
-	OldValue  Value       `json:"oldValue"`
-	NewValue  Value       `json:"newValue"`
-	User      *User       `json:"user,omitempty"`
-	APIKey    *APIKeyInfo `json:"apiKey,omitempty"`
-	Order     *EntryOrder `json:"order,omitempty"`
-}
-
-// Value is a history oldValue/newValue: a scalar, or an object such as a
-// status {"code": "approved"}. Raw keeps the JSON as sent.
-type Value struct {
-	Raw json.RawMessage
-}
-
-// Code returns the "code" of an object value, or the string itself for a
-// string value, or "" for anything else (null, numbers, missing).
-func (v Value) Code() string { panic("to be implemented") }
-
-// User made the change.
-type User struct {
-	ID int64 `json:"id"`
-}
-
-// APIKeyInfo tells whether the change came through the API key in use.
-type APIKeyInfo struct {
-	Current bool `json:"current"`
-}
-
-// EntryOrder is the order attached to a history entry: full on a creation
-// entry, minimal {id, externalId, managerId, site, status} otherwise.
-// Raw keeps the JSON as sent.
-type EntryOrder struct {
-	ID         int64           `json:"id"`
-	ExternalID string          `json:"externalId,omitempty"`
-	Number     string          `json:"number,omitempty"`
-	Site       string          `json:"site,omitempty"`
-	Status     string          `json:"status,omitempty"`
-	Raw        json.RawMessage `json:"-"`
-}
-
-// Order is a full order from GET /api/v5/orders. Only the fields the poller
-// reads are decoded; Raw is the order exactly as the API returned it.
-type Order struct {
-	ID         int64           `json:"id"`
-	ExternalID string          `json:"externalId,omitempty"`
-	Number     string          `json:"number,omitempty"`
-	Site       string          `json:"site,omitempty"`
-	Status     string          `json:"status,omitempty"`
-	Raw        json.RawMessage `json:"-"`
-}
-
-// Status is a reference status.
-type Status struct {
-	Name     string `json:"name"`
-	Code     string `json:"code"`
-	Active   bool   `json:"active"`
-	Ordering int    `json:"ordering"`
-	Group    string `json:"group"`
-}
-
-// Credentials is GET /api/credentials.
-type Credentials struct {
-	Scopes         []string `json:"scopes"`
-	SiteAccess     string   `json:"siteAccess"` // access_full | access_selective
-	SitesAvailable []string `json:"sitesAvailable"`
-}
-
 // Credentials checks the key and returns its scopes and sites.
-func (c *Client) Credentials(ctx context.Context) (Credentials, error) { panic("to be implemented") }
+func (c *Client) Credentials(ctx context.Context) (Credentials, error) {
+	body, err := c.get(ctx, "credentials", pathCredentials, nil)
+	if err != nil {
+		return Credentials{}, err
+	}
+	cr, err := decodeCredentials(body)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathCredentials, err)
+	}
+	return cr, nil
+}
 
 // History returns one page of order history.
 func (c *Client) History(ctx context.Context, f HistoryFilter) (HistoryPage, error) {
-	panic("to be implemented")
+	q := url.Values{}
+	if f.SinceID > 0 {
+		q.Set("filter[sinceId]", strconv.FormatInt(f.SinceID, 10))
+	}
+	if !f.StartDate.IsZero() {
+		loc := f.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		q.Set("filter[startDate]", f.StartDate.In(loc).Format(time.DateTime))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q.Set("limit", strconv.Itoa(limit))
+	if f.Page > 0 {
+		q.Set("page", strconv.Itoa(f.Page))
+	}
+	body, err := c.get(ctx, "history", pathHistory, q)
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	p, err := decodeHistory(body)
+	if err != nil {
+		return HistoryPage{}, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathHistory, err)
+	}
+	return p, nil
 }
 
-// Orders returns the orders with the given internal ids (at most 100 per
-// call; the caller batches). Orders the API does not return are absent.
+// Orders returns the orders with the given internal ids (at most
+// MaxOrderIDs per call; the caller batches). Orders the API does not return
+// are absent, and so is an order without a usable id (logged at Warn).
 func (c *Client) Orders(ctx context.Context, ids []int64) ([]Order, error) {
-	panic("to be implemented")
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if len(ids) > MaxOrderIDs {
+		return nil, fmt.Errorf("retailcrm: %s: %d ids, at most %d per call", pathOrders, len(ids), MaxOrderIDs)
+	}
+	q := url.Values{"limit": {strconv.Itoa(MaxOrderIDs)}}
+	for _, id := range ids {
+		q.Add("filter[ids][]", strconv.FormatInt(id, 10))
+	}
+	body, err := c.get(ctx, "orders", pathOrders, q)
+	if err != nil {
+		return nil, err
+	}
+	orders, skipped, err := decodeOrders(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathOrders, err)
+	}
+	for _, e := range skipped {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "retailcrm: order skipped", slog.String("endpoint", pathOrders), slog.Any("error", e))
+	}
+	return orders, nil
 }
 
 // Statuses returns the account's order statuses keyed by code.
-func (c *Client) Statuses(ctx context.Context) (map[string]Status, error) { panic("to be implemented") }
+func (c *Client) Statuses(ctx context.Context) (map[string]Status, error) {
+	body, err := c.get(ctx, "statuses", pathStatuses, nil)
+	if err != nil {
+		return nil, err
+	}
+	st, err := decodeStatuses(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathStatuses, err)
+	}
+	return st, nil
+}
+
+// attemptKey carries an attemptInfo in a request's context, for the
+// transport observer and the retry log.
+type attemptKey struct{}
+
+type attemptInfo struct {
+	endpoint string          // "history", "orders", ...
+	parent   context.Context // the caller's context, to tell cancellation from failure
+}
+
+// get performs one API call with rate limiting and retries and returns the
+// body of a successful JSON answer; every other outcome is a typed error.
+func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values) ([]byte, error) {
+	rctx := context.WithValue(ctx, attemptKey{}, attemptInfo{endpoint: endpoint, parent: ctx})
+	resp, err := c.rc.R().
+		SetContext(rctx).
+		SetQueryParamsFromValues(q).
+		AddRetryCondition(retryCondition(ctx)).
+		Get(path)
+	var tooLong *retryAfterTooLong
+	switch {
+	case errors.As(err, &tooLong) && resp != nil && resp.RawResponse != nil:
+		// The server asked to wait longer than we retry; report its answer.
+	case errors.Is(err, resty.ErrResponseBodyTooLarge):
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadResponse, path, err)
+	case err != nil:
+		return nil, fmt.Errorf("retailcrm: %s: %w", path, err)
+	}
+	body := resp.Body()
+	if err := classify(path, resp.StatusCode(), resp.Header(), body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+// envelope is what every answer shares.
+type envelope struct {
+	Success  *bool           `json:"success"`
+	ErrorMsg lenientString   `json:"errorMsg"`
+	Errors   json.RawMessage `json:"errors"`
+}
+
+// classify turns an HTTP answer into nil (a successful JSON answer) or the
+// error it means. Statuses decide first: RetailCRM's 403 and 503 bodies vary.
+func classify(path string, code int, h http.Header, body []byte) error {
+	var env envelope
+	envErr := unmarshalObject(body, &env)
+	html := isHTML(h.Get("Content-Type"), body)
+	detail := "HTTP " + strconv.Itoa(code)
+	if env.ErrorMsg != "" {
+		detail += " " + string(env.ErrorMsg)
+	}
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return fmt.Errorf("%w: %s: %s", ErrUnauthorized, path, detail)
+	case code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests:
+		if ra := h.Get("Retry-After"); ra != "" {
+			detail += " (Retry-After " + ra + ")"
+		}
+		return fmt.Errorf("%w: %s: %s", ErrRateLimited, path, detail)
+	case code >= 300 && code < 400:
+		return fmt.Errorf("%w: %s: %s redirect to %q", ErrAccountNotFound, path, detail, h.Get("Location"))
+	case html && code < 500:
+		return fmt.Errorf("%w: %s: %s with an HTML page", ErrAccountNotFound, path, detail)
+	case envErr == nil && (code >= 400 || (env.Success != nil && !*env.Success)):
+		msg := string(env.ErrorMsg)
+		if msg == "" {
+			msg = http.StatusText(code)
+		}
+		return &APIError{Endpoint: path, StatusCode: code, Message: msg, Errors: decodeErrors(env.Errors)}
+	case code >= 500:
+		return fmt.Errorf("%w: %s: %s", ErrUnavailable, path, detail)
+	case envErr != nil:
+		return fmt.Errorf("%w: %s: %s: %w", ErrBadResponse, path, detail, envErr)
+	case code < 200 || code >= 300:
+		return fmt.Errorf("%w: %s: unexpected %s", ErrBadResponse, path, detail)
+	}
+	return nil
+}
+
+// isHTML: RetailCRM always answers JSON, so an HTML page (by type or by
+// its first byte) comes from something else at that URL.
+func isHTML(contentType string, body []byte) bool {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/html") {
+		return true
+	}
+	b := strings.TrimLeft(string(body[:min(len(body), 64)]), " \t\r\n\ufeff")
+	return strings.HasPrefix(b, "<")
+}
+
+// wait paces every attempt, retries included.
+func (c *Client) wait(_ *resty.Client, r *resty.Request) error {
+	ctx := r.Context()
+	if err := c.pacer.wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The deadline falls before the next token: as good as expired.
+		return &limiterError{err: err}
+	}
+	return nil
+}
+
+// limiterError: the context deadline is too close for a rate-limit token.
+type limiterError struct{ err error }
+
+func (e *limiterError) Error() string { return "rate limit wait: " + e.err.Error() }
+func (e *limiterError) Unwrap() []error {
+	return []error{context.DeadlineExceeded, e.err}
+}
+
+// logRetry is resty's retry hook; resty also calls it after the last attempt.
+func (c *Client) logRetry(r *resty.Response, err error) {
+	if r == nil || r.Request == nil {
+		return
+	}
+	info, _ := r.Request.Context().Value(attemptKey{}).(attemptInfo)
+	attrs := []slog.Attr{slog.String("endpoint", info.endpoint), slog.Int("attempt", r.Request.Attempt)}
+	if err != nil {
+		attrs = append(attrs, slog.Any("error", err))
+	} else {
+		attrs = append(attrs, slog.Int("status", r.StatusCode()))
+	}
+	c.log.LogAttrs(r.Request.Context(), slog.LevelDebug, "retailcrm: retryable answer", attrs...)
+}
+
+// observer reports every HTTP attempt to Options.Observe.
+type observer struct {
+	next    http.RoundTripper
+	observe func(endpoint string, code int)
+}
+
+func (o observer) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(req)
+	info, ok := req.Context().Value(attemptKey{}).(attemptInfo)
+	switch {
+	case !ok:
+	case err == nil:
+		o.observe(info.endpoint, resp.StatusCode)
+	case info.parent.Err() == nil: // a cancelled call is not a failed attempt
+		o.observe(info.endpoint, 0)
+	}
+	return resp, err
+}
+
+// restyLogger sends resty's own messages (failed attempts, giving up) to
+// slog at Debug: the caller reports the final error. Resty's debug dumps,
+// the only output with headers, stay off.
+type restyLogger struct{ l *slog.Logger }
+
+func (r restyLogger) Errorf(format string, v ...any) { r.log(format, v) }
+func (r restyLogger) Warnf(format string, v ...any)  { r.log(format, v) }
+func (r restyLogger) Debugf(format string, v ...any) { r.log(format, v) }
+
+func (r restyLogger) log(format string, v []any) {
+	if r.l.Enabled(context.Background(), slog.LevelDebug) {
+		r.l.Debug("resty: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+	}
+}

@@ -1,26 +1,134 @@
 package retailcrm
 
-import "errors"
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+)
 
 // Errors returned by the client, compared with errors.Is. An API error
 // answer ({success:false, errorMsg, errors}) is an *APIError (errors.As);
-// ErrUnauthorized and ErrAccountNotFound wrap the underlying detail.
+// the sentinels are wrapped with the endpoint and the detail, e.g.
+// `retailcrm: wrong API key: /api/v5/orders/history: Wrong "apiKey" value.`
+// No error text ever contains the API key.
 var (
-	// ErrUnauthorized: 403 with `Wrong "apiKey" value.` or a missing key.
+	// ErrUnauthorized: any 401 or 403, e.g. 403 `Wrong "apiKey" value.`
 	ErrUnauthorized = errors.New("retailcrm: wrong API key")
-	// ErrAccountNotFound: the URL answers with HTML, not the API.
+	// ErrAccountNotFound: the URL answers with HTML (or a redirect), not the API.
 	ErrAccountNotFound = errors.New("retailcrm: no RetailCRM account at this URL")
 	// ErrRateLimited: 503/429 still returned after all retries.
 	ErrRateLimited = errors.New("retailcrm: rate limited")
-	// ErrBadResponse: a body that is not the documented JSON (truncated, malformed).
+	// ErrUnavailable: another 5xx still returned after all retries, without
+	// a JSON error body (e.g. an nginx 502 page).
+	ErrUnavailable = errors.New("retailcrm: server error")
+	// ErrBadResponse: a body that is not the documented JSON (truncated,
+	// malformed, or an entry without a usable id), after all retries.
 	ErrBadResponse = errors.New("retailcrm: malformed response")
 )
 
 // APIError is a {success:false} answer.
 type APIError struct {
+	Endpoint   string // e.g. "/api/v5/orders/history"; "" omits it from Error()
 	StatusCode int
 	Message    string            // errorMsg
 	Errors     map[string]string // errors: a map, or a list keyed "0", "1", ...
 }
 
-func (e *APIError) Error() string { panic("to be implemented") }
+// Error reads like `retailcrm: /api/v5/orders/history: 400 Errors in the
+// filter: filter[sinceId]: must be a number`, the errors sorted by key
+// (numerically for list indexes) so the text is deterministic.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("retailcrm: ")
+	if e.Endpoint != "" {
+		b.WriteString(e.Endpoint + ": ")
+	}
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if e.Message != "" {
+		b.WriteString(" " + e.Message)
+	}
+	keys := sortedKeys(e.Errors)
+	list := isList(keys)
+	for i, k := range keys {
+		if i == 0 {
+			b.WriteString(": ")
+		} else {
+			b.WriteString("; ")
+		}
+		if !list {
+			b.WriteString(k + ": ")
+		}
+		b.WriteString(e.Errors[k])
+	}
+	return b.String()
+}
+
+// sortedKeys orders numeric keys numerically, before the others.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		na, ea := strconv.Atoi(a)
+		nb, eb := strconv.Atoi(b)
+		switch {
+		case ea == nil && eb == nil:
+			return cmp.Compare(na, nb)
+		case ea == nil:
+			return -1
+		case eb == nil:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
+
+// isList reports whether sorted keys are exactly "0", "1", ..., i.e. the
+// errors came as a JSON list and their keys carry no meaning.
+func isList(keys []string) bool {
+	for i, k := range keys {
+		if k != strconv.Itoa(i) {
+			return false
+		}
+	}
+	return len(keys) > 0
+}
+
+// decodeErrors turns "errors" (an object or a list; values strings or any
+// JSON) into a map; a list is keyed "0", "1", ...
+func decodeErrors(raw json.RawMessage) map[string]string {
+	raw = bytes.TrimSpace(raw)
+	var items map[string]json.RawMessage
+	if len(raw) > 0 && raw[0] == '[' {
+		var l []json.RawMessage
+		if json.Unmarshal(raw, &l) != nil || len(l) == 0 {
+			return nil
+		}
+		items = make(map[string]json.RawMessage, len(l))
+		for i, v := range l {
+			items[strconv.Itoa(i)] = v
+		}
+	} else if json.Unmarshal(raw, &items) != nil || len(items) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(items))
+	for k, v := range items {
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			var c bytes.Buffer
+			if json.Compact(&c, v) == nil {
+				s = c.String()
+			} else {
+				s = string(v)
+			}
+		}
+		out[k] = s
+	}
+	return out
+}

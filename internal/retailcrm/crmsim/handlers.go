@@ -67,7 +67,9 @@ func errAnswer(code int, msg string, errs map[string]string) answer {
 
 func (a *Account) serve(w http.ResponseWriter, r *http.Request, path string) {
 	endpoint := endpointOf(path)
-	ans, f, latency := a.handle(r, endpoint)
+	// Read the clock at the door: under load, requests queue on the account
+	// lock, and stamping them after it would bunch well-paced requests.
+	ans, f, latency := a.handle(r, endpoint, a.now())
 	if latency > 0 {
 		t := time.NewTimer(latency)
 		select {
@@ -95,8 +97,8 @@ func (a *Account) serve(w http.ResponseWriter, r *http.Request, path string) {
 }
 
 // handle does everything that needs the account lock: counting, faults,
-// auth, rate limit and building the answer.
-func (a *Account) handle(r *http.Request, endpoint string) (answer, fault, time.Duration) {
+// auth, rate limit and building the answer. now is the request's arrival.
+func (a *Account) handle(r *http.Request, endpoint string, now time.Time) (answer, fault, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.requests[endpoint]++
@@ -121,7 +123,6 @@ func (a *Account) handle(r *http.Request, endpoint string) (answer, fault, time.
 	if !ok {
 		return errAnswer(http.StatusForbidden, `Wrong "apiKey" value.`, nil), f, latency
 	}
-	now := a.now()
 	if !a.allow(ks, now) {
 		a.rateLimited++
 		return errAnswer(http.StatusServiceUnavailable,

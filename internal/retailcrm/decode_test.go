@@ -1,0 +1,284 @@
+package retailcrm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+)
+
+func TestValueCode(t *testing.T) {
+	tests := []struct {
+		raw, want string
+	}{
+		{`{"code":"approved"}`, "approved"},
+		{` {"code": "new", "name": "New"} `, "new"},
+		{`{"code":17}`, "17"},
+		{`{"name":"no code"}`, ""},
+		{`"assembling"`, "assembling"},
+		{`"esc\u0061ped"`, "escaped"},
+		{`null`, ""},
+		{`42`, ""},
+		{`true`, ""},
+		{`["approved"]`, ""},
+		{``, ""},
+		{`{"code":`, ""},
+	}
+	for _, tt := range tests {
+		if got := (Value{Raw: json.RawMessage(tt.raw)}).Code(); got != tt.want {
+			t.Errorf("Value(%s).Code() = %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+}
+
+func TestValueRoundTrip(t *testing.T) {
+	in := `{"oldValue":{"code":"new"},"newValue":[1,"x"]}`
+	var v struct{ OldValue, NewValue, Missing Value }
+	if err := json.Unmarshal([]byte(in), &v); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"OldValue":{"code":"new"},"NewValue":[1,"x"],"Missing":null}`; string(out) != want {
+		t.Errorf("got %s, want %s", out, want)
+	}
+}
+
+func TestAPIErrorText(t *testing.T) {
+	tests := []struct {
+		err  APIError
+		want string
+	}{
+		{APIError{StatusCode: 400, Message: "Errors in the filter", Errors: map[string]string{"filter[sinceId]": "must be a number"}},
+			"retailcrm: 400 Errors in the filter: filter[sinceId]: must be a number"},
+		{APIError{Endpoint: "/api/v5/orders", StatusCode: 404, Message: "Not found"},
+			"retailcrm: /api/v5/orders: 404 Not found"},
+		{APIError{StatusCode: 400, Message: "List", Errors: map[string]string{"10": "k", "2": "c", "0": "a", "1": "b", "3": "d", "4": "e", "5": "f", "6": "g", "7": "h", "8": "i", "9": "j"}},
+			"retailcrm: 400 List: a; b; c; d; e; f; g; h; i; j; k"},
+		{APIError{StatusCode: 400, Message: "Mixed", Errors: map[string]string{"b": "2", "1": "x", "a": "1"}},
+			"retailcrm: 400 Mixed: 1: x; a: 1; b: 2"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want map[string]string
+	}{
+		{`{"a":"x","b":{"c":1}}`, map[string]string{"a": "x", "b": `{"c":1}`}},
+		{`["x", 2]`, map[string]string{"0": "x", "1": "2"}},
+		{`[]`, nil},
+		{`{}`, nil},
+		{`null`, nil},
+		{``, nil},
+		{`"just a string"`, nil},
+	}
+	for _, tt := range tests {
+		got := decodeErrors(json.RawMessage(tt.raw))
+		if len(got) != len(tt.want) {
+			t.Errorf("decodeErrors(%s) = %v, want %v", tt.raw, got, tt.want)
+			continue
+		}
+		for k, v := range tt.want {
+			if got[k] != v {
+				t.Errorf("decodeErrors(%s)[%s] = %q, want %q", tt.raw, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestLenientScalars(t *testing.T) {
+	tests := []struct {
+		raw  string
+		s    string
+		n    int64
+		f    float64
+		b    bool
+		id   int64
+		idOK bool
+	}{
+		{`"12"`, "12", 12, 12, false, 12, true},
+		{`12`, "12", 12, 12, false, 12, true},
+		{`12.0`, "12.0", 12, 12, false, 0, false},
+		{`12.5`, "12.5", 0, 12.5, false, 0, false},
+		{`true`, "true", 0, 0, true, 0, false},
+		{`"1"`, "1", 1, 1, true, 1, true},
+		{`null`, "", 0, 0, false, 0, false},
+		{`{"a":1}`, "", 0, 0, false, 0, false},
+		{`[1]`, "", 0, 0, false, 0, false},
+		{`-4`, "-4", -4, -4, false, 0, false},
+		{`1e400`, "1e400", 0, 0, false, 0, false},
+		{`"x"`, "x", 0, 0, false, 0, false},
+	}
+	for _, tt := range tests {
+		var s lenientString
+		var n lenientInt
+		var f lenientFloat
+		var b lenientBool
+		for _, u := range []json.Unmarshaler{&s, &n, &f, &b} {
+			if err := u.UnmarshalJSON([]byte(tt.raw)); err != nil {
+				t.Errorf("%T(%s): %v", u, tt.raw, err)
+			}
+		}
+		id, err := parseID(json.RawMessage(tt.raw))
+		if string(s) != tt.s || int64(n) != tt.n || float64(f) != tt.f || bool(b) != tt.b || id != tt.id || (err == nil) != tt.idOK {
+			t.Errorf("%s: got %q %d %v %v id %d (%v)", tt.raw, s, n, f, b, id, err)
+		}
+	}
+}
+
+func TestStringList(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want []string
+		ok   bool
+	}{
+		{`["a","b"]`, []string{"a", "b"}, true},
+		{`{"0":"a","2":"b"}`, []string{"a", "b"}, true},
+		{`null`, nil, true},
+		{`"a"`, nil, false},
+	}
+	for _, tt := range tests {
+		got, err := stringList(json.RawMessage(tt.raw))
+		if (err == nil) != tt.ok || len(got) != len(tt.want) {
+			t.Errorf("stringList(%s) = %q, %v", tt.raw, got, err)
+		}
+	}
+}
+
+// FuzzDecodeHistory: never panics, and for a page that decodes, every entry
+// keeps its order's bytes exactly and ids are positive.
+func FuzzDecodeHistory(f *testing.F) {
+	for _, name := range []string{"history.json", "truncated.json", "error_filter.json"} {
+		f.Add(file(f, name))
+	}
+	f.Add([]byte(`{"history":[{"id":"7","oldValue":{"code":1},"newValue":[],"user":"x","apiKey":[],"order":{"id":"3","status":{"code":"a"}}}]}`))
+	f.Add([]byte(`{"history":null,"pagination":[]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		page, err := decodeHistory(body)
+		if err != nil {
+			return
+		}
+		var orig struct {
+			History []struct {
+				Order    json.RawMessage `json:"order"`
+				OldValue json.RawMessage `json:"oldValue"`
+			} `json:"history"`
+		}
+		if json.Unmarshal(body, &orig) != nil || len(orig.History) != len(page.History) {
+			t.Fatalf("decoded %d entries from a body the standard decoder reads as %d", len(page.History), len(orig.History))
+		}
+		for i, e := range page.History {
+			if e.ID <= 0 {
+				t.Fatalf("entry %d: id %d", i, e.ID)
+			}
+			if e.Order != nil && (!bytes.Equal(e.Order.Raw, orig.History[i].Order) || e.Order.ID <= 0) {
+				t.Fatalf("entry %d: order raw %q, want %q", i, e.Order.Raw, orig.History[i].Order)
+			}
+			if !bytes.Equal(e.OldValue.Raw, orig.History[i].OldValue) {
+				t.Fatalf("entry %d: oldValue raw %q, want %q", i, e.OldValue.Raw, orig.History[i].OldValue)
+			}
+			_ = e.NewValue.Code()
+		}
+	})
+}
+
+// FuzzDecodeOrders: never panics; every returned order keeps its bytes
+// exactly, and returned plus skipped orders account for all of them.
+func FuzzDecodeOrders(f *testing.F) {
+	for _, name := range []string{"orders.json", "truncated.json", "error_list.json"} {
+		f.Add(file(f, name))
+	}
+	f.Add([]byte(`{"orders":[{"id":1,"payments":{"1":{"amount":"x"}},"customFields":[]},{"id":-1},7,null]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		orders, skipped, err := decodeOrders(body)
+		if err != nil {
+			return
+		}
+		var orig struct {
+			Orders []json.RawMessage `json:"orders"`
+		}
+		if json.Unmarshal(body, &orig) != nil || len(orders)+len(skipped) != len(orig.Orders) {
+			t.Fatalf("%d orders + %d skipped from %d", len(orders), len(skipped), len(orig.Orders))
+		}
+		j := 0
+		for _, raw := range orig.Orders {
+			if j < len(orders) && bytes.Equal(orders[j].Raw, raw) {
+				if orders[j].ID <= 0 {
+					t.Fatalf("order id %d", orders[j].ID)
+				}
+				j++
+			}
+		}
+		if j != len(orders) {
+			t.Fatalf("only %d of %d orders keep their raw bytes in order", j, len(orders))
+		}
+	})
+}
+
+// pageOf builds a body of n copies of the first order of orders.json, or of
+// n creation entries of history.json, with distinct ids.
+func pageOf(b *testing.B, n int, history bool) []byte {
+	b.Helper()
+	var buf bytes.Buffer
+	if history {
+		var src struct{ History []json.RawMessage }
+		if err := json.Unmarshal(file(b, "history.json"), &src); err != nil {
+			b.Fatal(err)
+		}
+		buf.WriteString(`{"success":true,"generatedAt":"2018-10-03 11:30:02","history":[`)
+		for i := range n {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.Write(bytes.Replace(src.History[0], []byte(`"id": 7040`), fmt.Appendf(nil, `"id": %d`, 7040+i), 1))
+		}
+		buf.WriteString(`],"pagination":{"limit":100,"totalCount":100,"currentPage":1,"totalPageCount":1}}`)
+		return buf.Bytes()
+	}
+	var src struct{ Orders []json.RawMessage }
+	if err := json.Unmarshal(file(b, "orders.json"), &src); err != nil {
+		b.Fatal(err)
+	}
+	buf.WriteString(`{"success":true,"orders":[`)
+	for i := range n {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(bytes.Replace(src.Orders[0], []byte(`"id": 5402`), fmt.Appendf(nil, `"id": %d`, 5402+i), 1))
+	}
+	buf.WriteString(`]}`)
+	return buf.Bytes()
+}
+
+// BenchmarkDecodeHistory: a full page of 100 creation entries (the
+// heaviest kind: each carries a full order).
+func BenchmarkDecodeHistory(b *testing.B) {
+	body := pageOf(b, 100, true)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		p, err := decodeHistory(body)
+		if err != nil || len(p.History) != 100 {
+			b.Fatal(len(p.History), err)
+		}
+	}
+}
+
+// BenchmarkDecodeOrders: a full page of 100 orders.
+func BenchmarkDecodeOrders(b *testing.B) {
+	body := pageOf(b, 100, false)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		o, skipped, err := decodeOrders(body)
+		if err != nil || len(o) != 100 || len(skipped) != 0 {
+			b.Fatal(len(o), skipped, err)
+		}
+	}
+}
