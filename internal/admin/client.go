@@ -1,0 +1,171 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+)
+
+// fileLockWait bounds how long the fallback waits for the state file: a
+// daemon holds its lock for its whole life, so waiting longer is pointless.
+const fileLockWait = 500 * time.Millisecond
+
+// Status returns every account's status, from the running daemon or, when
+// none answers, from the state file.
+func Status(ctx context.Context, cfg *config.Config) ([]AccountStatus, error) {
+	var out []AccountStatus
+	err := do(ctx, cfg, http.MethodGet, "/status", nil, &out, true, func(st *store.Store) error {
+		var err error
+		out, err = status(st, cfg, nil)
+		return err
+	})
+	return out, err
+}
+
+// DLQList returns the dead letters of account ("" every account).
+func DLQList(ctx context.Context, cfg *config.Config, account string) ([]store.Item, error) {
+	var out []store.Item
+	err := do(ctx, cfg, http.MethodGet, "/dlq?account="+url.QueryEscape(account), nil, &out, true, func(st *store.Store) error {
+		if st == nil {
+			out = nonNil(nil)
+			return nil
+		}
+		var err error
+		out, err = st.Dead(account)
+		out = nonNil(out)
+		return err
+	})
+	return out, err
+}
+
+// DLQRetry moves dead letters back to the outbox, due now: the event ids
+// in ids, or all of account ("" every account) when ids is empty. An id
+// matching no dead letter is store.ErrNotFound and nothing moves. Returns
+// the items moved; a running daemon starts delivering them at once, a
+// stopped one when it starts.
+func DLQRetry(ctx context.Context, cfg *config.Config, account string, ids []string) ([]store.Item, error) {
+	var out []store.Item
+	err := do(ctx, cfg, http.MethodPost, "/dlq/retry", dlqRequest{Account: account, IDs: ids}, &out, false, func(st *store.Store) error {
+		var err error
+		out, err = st.RetryDead(account, ids)
+		out = nonNil(out)
+		return err
+	})
+	return out, err
+}
+
+// DLQDrop deletes dead letters, selected as in DLQRetry. Returns how many.
+func DLQDrop(ctx context.Context, cfg *config.Config, account string, ids []string) (int, error) {
+	var out dropResponse
+	err := do(ctx, cfg, http.MethodPost, "/dlq/drop", dlqRequest{Account: account, IDs: ids}, &out, false, func(st *store.Store) error {
+		var err error
+		out.Dropped, err = st.DropDead(account, ids)
+		return err
+	})
+	return out.Dropped, err
+}
+
+// do asks the daemon over its socket; when nothing listens there it runs
+// local against the state file instead. A read-only local call gets a nil
+// store when the file does not exist yet (nothing polled, nothing dead).
+func do(ctx context.Context, cfg *config.Config, method, path string, body, out any, readOnly bool, local func(*store.Store) error) error {
+	if cfg.AdminSocket != "" {
+		err := request(ctx, cfg.AdminSocket, method, path, body, out)
+		var de *dialError
+		if !errors.As(err, &de) {
+			return err
+		}
+	}
+	file := filepath.Join(cfg.StateDir, store.FileName)
+	if readOnly {
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			return local(nil)
+		}
+	}
+	st, err := store.Open(file, store.Options{Timeout: fileLockWait, ReadOnly: readOnly})
+	if errors.Is(err, store.ErrTimeout) {
+		if cfg.AdminSocket == "" {
+			return fmt.Errorf("%w: no admin_socket is configured and %s is locked", ErrDaemonUnresponsive, file)
+		}
+		return fmt.Errorf("%w: %s", ErrDaemonUnresponsive, cfg.AdminSocket)
+	}
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return errors.Join(local(st), st.Close())
+}
+
+// dialError marks a failure to reach the socket at all: no daemon runs.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// remoteError is an error the daemon answered with: the same text the
+// local call would give, and store.ErrNotFound for errors.Is when it was one.
+type remoteError struct {
+	msg      string
+	notFound bool
+}
+
+func (e *remoteError) Error() string { return e.msg }
+
+func (e *remoteError) Is(target error) bool { return e.notFound && target == store.ErrNotFound }
+
+// request sends one API call over the unix socket at sock and decodes a
+// 200 answer into out.
+func request(ctx context.Context, sock, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://admin"+path, rd)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	c := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "unix", sock)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return c, nil
+		},
+		DisableKeepAlives: true,
+	}}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin: %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e errorResponse
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			return fmt.Errorf("admin: %s answered %s", sock, resp.Status)
+		}
+		return &remoteError{msg: e.Error, notFound: e.NotFound}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("admin: decode answer: %w", err)
+	}
+	return nil
+}

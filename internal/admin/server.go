@@ -1,0 +1,222 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+)
+
+// Hooks connect the server to the running daemon.
+type Hooks struct {
+	// Notify tells delivery that an account's outbox gained items (after a
+	// dead-letter retry). May be nil.
+	Notify func(account string)
+	// Runtime reports an account's last poll attempt. May be nil.
+	Runtime func(account string) Runtime
+}
+
+// Server serves the admin API for a running daemon.
+type Server struct {
+	st    *store.Store
+	cfg   atomic.Pointer[config.Config]
+	hooks Hooks
+	log   *slog.Logger
+	srv   *http.Server
+	path  string
+}
+
+// NewServer returns a server answering from st and cfg.
+func NewServer(st *store.Store, cfg *config.Config, hooks Hooks, log *slog.Logger) *Server {
+	s := &Server{st: st, hooks: hooks, log: log}
+	s.cfg.Store(cfg)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", s.handleStatus)
+	mux.HandleFunc("GET /dlq", s.handleDLQList)
+	mux.HandleFunc("POST /dlq/retry", s.handleDLQRetry)
+	mux.HandleFunc("POST /dlq/drop", s.handleDLQDrop)
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// SetConfig swaps the configuration after a reload.
+func (s *Server) SetConfig(cfg *config.Config) { s.cfg.Store(cfg) }
+
+// Handler returns the API's handler (tests, or mounting elsewhere).
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
+// Start listens on the unix socket at path (see listen) and serves in the
+// background until Shutdown.
+func (s *Server) Start(path string) error {
+	ln, err := listen(path)
+	if err != nil {
+		return err
+	}
+	s.path = path
+	go func() {
+		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin socket stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// Shutdown stops the server, waiting for requests in flight until ctx
+// ends, and removes the socket file. Call it only after Start succeeded.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if s.path != "" {
+		if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("admin: shutdown: %w", err)
+	}
+	return nil
+}
+
+// listen creates the unix socket at path, readable and writable by the
+// owner only. A stale socket file left by a crashed daemon is removed; a
+// socket another process still answers on is ErrSocketInUse.
+//
+// The socket is bound under a temporary name, restricted, then renamed into
+// place, so it is never reachable with looser permissions (chmod after
+// bind leaves a window; changing the umask would affect the whole process).
+func listen(path string) (net.Listener, error) {
+	fi, err := os.Lstat(path)
+	switch {
+	case err == nil && fi.Mode().Type() != fs.ModeSocket:
+		return nil, fmt.Errorf("admin: %s exists and is not a socket", path)
+	case err == nil:
+		if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrSocketInUse, path)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	tmp := path + ".new"
+	_ = os.Remove(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	return ln, nil
+}
+
+// dlqRequest is the body of POST /dlq/retry and /dlq/drop.
+type dlqRequest struct {
+	Account string   `json:"account"`
+	IDs     []string `json:"ids"`
+}
+
+// dropResponse is the answer to POST /dlq/drop.
+type dropResponse struct {
+	Dropped int `json:"dropped"`
+}
+
+// errorResponse is the body of every non-2xx answer.
+type errorResponse struct {
+	Error    string `json:"error"`
+	NotFound bool   `json:"not_found,omitempty"`
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	out, err := status(s.st, s.cfg.Load(), s.hooks.Runtime)
+	s.reply(w, out, err)
+}
+
+func (s *Server) handleDLQList(w http.ResponseWriter, r *http.Request) {
+	items, err := s.st.Dead(r.URL.Query().Get("account"))
+	s.reply(w, nonNil(items), err)
+}
+
+func (s *Server) handleDLQRetry(w http.ResponseWriter, r *http.Request) {
+	var req dlqRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	moved, err := s.st.RetryDead(req.Account, req.IDs)
+	if err == nil {
+		s.log.Info("dead letters retried", "account", req.Account, "count", len(moved))
+		if s.hooks.Notify != nil {
+			for _, a := range accountsOf(moved) {
+				s.hooks.Notify(a)
+			}
+		}
+	}
+	s.reply(w, nonNil(moved), err)
+}
+
+func (s *Server) handleDLQDrop(w http.ResponseWriter, r *http.Request) {
+	var req dlqRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	n, err := s.st.DropDead(req.Account, req.IDs)
+	if err == nil {
+		s.log.Info("dead letters dropped", "account", req.Account, "count", n)
+	}
+	s.reply(w, dropResponse{Dropped: n}, err)
+}
+
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "admin: bad request: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+// reply writes v, or err as an errorResponse (404 for store.ErrNotFound).
+func (s *Server) reply(w http.ResponseWriter, v any, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, errorResponse{Error: err.Error(), NotFound: true})
+	case err != nil:
+		s.log.Error("admin request failed", "error", err)
+		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil(items []store.Item) []store.Item {
+	if items == nil {
+		return []store.Item{}
+	}
+	return items
+}

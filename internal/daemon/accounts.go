@@ -1,0 +1,260 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
+)
+
+// account is one scheduled account.
+type account struct {
+	cfg      config.Account
+	log      *slog.Logger
+	poller   *poll.Poller
+	sched    shifted       // the account's ticks, offset included
+	every    time.Duration // gap between ticks
+	entry    cron.EntryID
+	run      *sync.Mutex // shared by every generation of the account
+	pollCtx  context.Context
+	observed *observed
+}
+
+// observed is what the daemon knows about an account's polls. It survives
+// a reload that changes the account.
+type observed struct {
+	mu          sync.Mutex
+	since       time.Time // scheduled at: readiness grace for an account not yet polled
+	lastSuccess time.Time
+	lastPoll    time.Time
+	lastError   string
+	failures    int // consecutive
+	skip        int // ticks left to skip (backoff)
+}
+
+// prepare builds the pollers of accts without scheduling them, so a reload
+// can fail before it changes anything.
+func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
+	out := make([]*account, 0, len(accts))
+	for _, ac := range accts {
+		log := d.log.With("account", ac.Name)
+		client, err := retailcrm.New(poll.ClientOptions(ac, d.m, log, d.ua))
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", ac.Name, err)
+		}
+		spec, err := cron.ParseStandard(ac.Schedule)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: schedule %q: %w", ac.Name, ac.Schedule, err)
+		}
+		a := &account{
+			cfg:     ac,
+			log:     log,
+			poller:  poll.New(ac, client, d.st, d.m, log, d.disp.Notify),
+			pollCtx: d.pollCtx,
+		}
+		a.every = interval(spec, time.Now())
+		a.sched = shifted{Schedule: spec, offset: startOffset(ac.Name, a.every)}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// schedule adds accts to cron. The first tick of each comes after its
+// offset from now. A previous generation of the same account (d.accounts)
+// hands over its poll history, minus its backoff; a new account starts
+// from the store.
+func (d *daemon) schedule(accts []*account, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, a := range accts {
+		if prev, ok := d.accounts[a.cfg.Name]; ok {
+			// A changed account (a fixed API key, say) gets polled at once.
+			a.observed = prev.observed
+			a.observed.mu.Lock()
+			a.observed.failures, a.observed.skip = 0, 0
+			a.observed.mu.Unlock()
+		} else {
+			a.observed = &observed{since: now}
+			if st, err := d.st.State(a.cfg.Name); err != nil {
+				a.log.Warn("reading account state", "error", err)
+			} else {
+				a.observed.lastSuccess = st.LastSuccess
+				if st.Initialized {
+					d.m.CursorHistoryID.WithLabelValues(a.cfg.Name).Set(float64(st.Cursor))
+				}
+				if !st.LastSuccess.IsZero() {
+					d.m.LastPollSuccess.WithLabelValues(a.cfg.Name).Set(float64(st.LastSuccess.Unix()))
+				}
+			}
+		}
+		if a.run = d.runLocks[a.cfg.Name]; a.run == nil {
+			a.run = &sync.Mutex{}
+			d.runLocks[a.cfg.Name] = a.run
+		}
+		first := now.Add(a.sched.offset)
+		a.entry = d.cron.Schedule(&firstAt{Schedule: a.sched, start: first}, cron.FuncJob(a.tick))
+		d.accounts[a.cfg.Name] = a
+		a.log.Debug("scheduled", "schedule", a.cfg.Schedule, "first_poll", first)
+	}
+}
+
+// tick is one cron run of the account: a poll, unless the account is
+// backing off after failures or a previous generation's poll still runs.
+func (a *account) tick() {
+	o := a.observed
+	o.mu.Lock()
+	if o.skip > 0 {
+		o.skip--
+		o.mu.Unlock()
+		a.log.Debug("poll skipped: backing off after failures")
+		return
+	}
+	o.mu.Unlock()
+	if !a.run.TryLock() {
+		a.log.Debug("poll skipped: the previous one still runs")
+		return
+	}
+	defer a.run.Unlock()
+
+	start := time.Now()
+	err := a.poller.Poll(a.pollCtx)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lastPoll = start
+	switch {
+	case err == nil:
+		if o.failures > 0 {
+			a.log.Info("polling recovered", "failures", o.failures)
+		}
+		o.lastSuccess, o.lastError, o.failures = time.Now(), "", 0
+	case errors.Is(err, context.Canceled) && a.pollCtx.Err() != nil:
+		// Shutdown cancelled the poll: not the account's failure.
+	default:
+		o.failures++
+		o.skip = backoffTicks(o.failures, a.every)
+		o.lastError = err.Error()
+		a.log.Warn("poll failed", "error", err, "failures", o.failures, "skip_ticks", o.skip)
+	}
+}
+
+// runtime reports an account's last poll to the admin socket.
+func (d *daemon) runtime(name string) admin.Runtime {
+	d.mu.Lock()
+	a, ok := d.accounts[name]
+	d.mu.Unlock()
+	if !ok {
+		return admin.Runtime{}
+	}
+	a.observed.mu.Lock()
+	defer a.observed.mu.Unlock()
+	return admin.Runtime{LastPoll: a.observed.lastPoll, LastError: a.observed.lastError}
+}
+
+// stale lists the accounts without a successful poll within three
+// intervals (counted from when they were scheduled if they never had one),
+// in name order.
+func (d *daemon) stale(now time.Time) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for name, a := range d.accounts {
+		a.observed.mu.Lock()
+		ref := a.observed.lastSuccess
+		if a.observed.since.After(ref) {
+			ref = a.observed.since
+		}
+		a.observed.mu.Unlock()
+		if now.Sub(ref) > 3*a.every {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fingerprint hashes everything in a config value, secrets included (by
+// value: a new API key must reschedule the account), so a reload can tell
+// changed accounts from unchanged ones.
+func fingerprint(v any) [32]byte {
+	h := sha256.New()
+	canon(h, reflect.ValueOf(v))
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+var (
+	templateType = reflect.TypeFor[*tmpl.Template]()
+	locationType = reflect.TypeFor[*time.Location]()
+	timeType     = reflect.TypeFor[time.Time]()
+)
+
+// canon writes a canonical form of v: templates by source, locations by
+// name, times as RFC 3339, maps in key order. reflect.DeepEqual would not
+// do: templates and locations are pointers to structs with caches.
+func canon(w interface{ Write([]byte) (int, error) }, v reflect.Value) {
+	put := func(s string) { w.Write([]byte(strconv.Quote(s) + ";")) }
+	switch v.Type() {
+	case templateType:
+		if v.IsNil() {
+			put("<nil>")
+		} else {
+			put(v.Interface().(*tmpl.Template).Source())
+		}
+		return
+	case locationType:
+		if v.IsNil() {
+			put("<nil>")
+		} else {
+			put(v.Interface().(*time.Location).String())
+		}
+		return
+	case timeType:
+		put(v.Interface().(time.Time).Format(time.RFC3339Nano))
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			put(v.Type().Field(i).Name)
+			canon(w, v.Field(i))
+		}
+	case reflect.Slice, reflect.Array:
+		put("[" + strconv.Itoa(v.Len()))
+		for i := range v.Len() {
+			canon(w, v.Index(i))
+		}
+	case reflect.Map:
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		put("{" + strconv.Itoa(len(keys)))
+		for _, k := range keys {
+			canon(w, k)
+			canon(w, v.MapIndex(k))
+		}
+	case reflect.Pointer:
+		if v.IsNil() {
+			put("<nil>")
+		} else {
+			canon(w, v.Elem())
+		}
+	case reflect.String:
+		put(v.String()) // the raw value, also for config.Secret
+	default:
+		put(fmt.Sprint(v.Interface()))
+	}
+}

@@ -1,0 +1,263 @@
+// Package daemon runs the poller: it loads the config, opens the store,
+// schedules one poll per account with cron, runs delivery, serves metrics,
+// health and the admin socket, reloads the config on request, talks to
+// systemd (readiness, watchdog) and shuts down gracefully when its context
+// ends.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/alert"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	Version    string       // for the User-Agent; "" uses version.String()
+	Logger     *slog.Logger // nil: built from the config's log section, to stderr
+	Reload     <-chan struct{}
+	OnReady    func(*Ready) // called once everything is up (tests, demo); must not block
+}
+
+// Ready describes the running daemon.
+type Ready struct {
+	HTTPAddr    string // actual address of the metrics/health listener; "" when disabled
+	AdminSocket string // "" when disabled
+	Store       *store.Store
+	Metrics     *metrics.Metrics
+}
+
+// gaugeEvery is how often the outbox and dead-letter gauges are refreshed.
+const gaugeEvery = 5 * time.Second
+
+// stopGrace bounds the wait for polls after they were cancelled.
+const stopGrace = 2 * time.Second
+
+// daemon is the state of one Run.
+type daemon struct {
+	path   string
+	log    *slog.Logger
+	st     *store.Store
+	m      *metrics.Metrics
+	disp   *deliver.Dispatcher
+	cron   *cron.Cron
+	admin  *admin.Server
+	mailer *alert.Mailer // nil without alerts.email
+	ua     string
+
+	pollCtx context.Context // polls run under it; cancelled only after the shutdown bound
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	accounts map[string]*account
+	runLocks map[string]*sync.Mutex // per account name, across reloads: one poll at a time
+}
+
+// Run runs the daemon until ctx ends, then shuts down gracefully and
+// returns nil. Errors are returned for a config that does not load and for
+// failures to start (state file locked, listen address taken).
+func Run(ctx context.Context, opts Options) (err error) {
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d := &daemon{
+		path:     opts.ConfigPath,
+		log:      opts.Logger,
+		cfg:      cfg,
+		accounts: map[string]*account{},
+		runLocks: map[string]*sync.Mutex{},
+		m:        metrics.New(),
+	}
+	ver := opts.Version
+	if ver == "" {
+		ver = version.String()
+	}
+	d.ua = "retailcrm-poller/" + ver
+	if d.log == nil {
+		d.log = logging.New(cfg.Log, os.Stderr)
+	}
+	d.log.Info("starting", "version", ver, "config", cfg.Path, "accounts", len(cfg.Accounts))
+
+	// Undo what was set up if a later step fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	dbPath := filepath.Join(cfg.StateDir, store.FileName)
+	d.st, err = store.Open(dbPath, store.Options{Timeout: time.Second})
+	if errors.Is(err, store.ErrTimeout) {
+		return fmt.Errorf("daemon: another poller is running with %s: %w", dbPath, err)
+	}
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	undo = append(undo, func() { d.st.Close() })
+	d.m.ConfigLastReloadOK.Set(1)
+
+	pollCtx, cancelPolls := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPolls()
+	d.pollCtx = pollCtx
+
+	dopts := deliver.Options{UserAgent: d.ua}
+	if cfg.Alerts.Email != nil {
+		d.mailer = alert.New(*cfg.Alerts.Email, d.log.With("component", "alert"), alert.Options{})
+		dopts.Alerter = d.mailer
+	}
+	d.disp = deliver.New(d.st, d.m, d.log, dopts)
+	d.disp.Update(cfg.Accounts)
+	dispCtx, cancelDisp := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDisp()
+	d.disp.Start(dispCtx)
+	undo = append(undo, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+		defer cancel()
+		_ = d.disp.Shutdown(sctx)
+	})
+
+	cl := logging.CronLogger(d.log)
+	d.cron = cron.New(
+		cron.WithLocation(time.UTC),
+		cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)),
+		cron.WithLogger(cl),
+	)
+	added, err := d.prepare(cfg.Accounts)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d.schedule(added, time.Now())
+	d.refreshGauges()
+
+	var httpSrv *http.Server
+	ready := &Ready{AdminSocket: cfg.AdminSocket, Store: d.st, Metrics: d.m}
+	if cfg.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("daemon: listen: %w", err)
+		}
+		ready.HTTPAddr = ln.Addr().String()
+		httpSrv = &http.Server{
+			Handler:           d.httpHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+		}
+		go func() {
+			if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("http server stopped", "error", err)
+			}
+		}()
+		undo = append(undo, func() { httpSrv.Close() })
+		d.log.Info("serving metrics and health", "addr", ready.HTTPAddr)
+	}
+	if cfg.AdminSocket != "" {
+		d.admin = admin.NewServer(d.st, cfg, admin.Hooks{Notify: d.disp.Notify, Runtime: d.runtime}, d.log)
+		if err := d.admin.Start(cfg.AdminSocket); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+	}
+
+	d.cron.Start()
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Go(func() { d.gaugeLoop(bgCtx) })
+	bg.Go(func() { d.watchdog(bgCtx) })
+	notify(d.log, sdReady)
+	d.log.Info("ready", "accounts", len(cfg.Accounts))
+	if opts.OnReady != nil {
+		opts.OnReady(ready)
+	}
+
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-opts.Reload:
+			d.reload()
+		}
+	}
+	stopBackground()
+	bg.Wait()
+	d.shutdown(cancelPolls, cancelDisp, httpSrv)
+	return nil
+}
+
+// shutdown stops polling and delivery within the configured bound: cron
+// stops scheduling and running polls get until the bound to commit (then
+// they are cancelled); delivery finishes or abandons its in-flight
+// requests by the same deadline. Then the listeners and the store close.
+func (d *daemon) shutdown(cancelPolls, cancelDisp context.CancelFunc, httpSrv *http.Server) {
+	notify(d.log, sdStopping)
+	d.mu.Lock()
+	bound := d.cfg.ShutdownTimeout
+	d.mu.Unlock()
+	d.log.Info("shutting down", "timeout", bound.String())
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := d.disp.Shutdown(ctx); err != nil {
+			d.log.Warn("delivery did not finish within the shutdown timeout", "error", err)
+		}
+		cancelDisp()
+		if d.mailer != nil {
+			if err := d.mailer.Close(ctx); err != nil {
+				d.log.Warn("dead-letter alerts not all mailed before the shutdown timeout", "error", err)
+			}
+		}
+	})
+	pollsDone := d.cron.Stop()
+	select {
+	case <-pollsDone.Done():
+	case <-ctx.Done():
+		d.log.Warn("polls still running at the shutdown timeout; cancelling them")
+		cancelPolls()
+		select {
+		case <-pollsDone.Done():
+		case <-time.After(stopGrace):
+			d.log.Error("polls did not stop after cancellation")
+		}
+	}
+	wg.Wait()
+
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), stopGrace)
+	defer cancelClose()
+	if httpSrv != nil {
+		if err := httpSrv.Shutdown(closeCtx); err != nil {
+			d.log.Warn("http server shutdown", "error", err)
+		}
+	}
+	if d.admin != nil {
+		if err := d.admin.Shutdown(closeCtx); err != nil {
+			d.log.Warn("admin socket shutdown", "error", err)
+		}
+	}
+	if err := d.st.Close(); err != nil {
+		d.log.Error("closing the store", "error", err)
+	}
+	d.log.Info("stopped")
+}

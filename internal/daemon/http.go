@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// httpHandler serves /metrics, /healthz (the store answers) and /readyz
+// (every account polled successfully within three intervals).
+func (d *daemon) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", d.m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := d.st.Ping(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "store: %v\n", err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if stale := d.stale(time.Now()); len(stale) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "stale accounts (no successful poll within 3 intervals): %s\n", strings.Join(stale, ", "))
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// gaugeLoop refreshes the outbox and dead-letter gauges until ctx ends.
+func (d *daemon) gaugeLoop(ctx context.Context) {
+	t := time.NewTicker(gaugeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.refreshGauges()
+		}
+	}
+}
+
+// refreshGauges sets poller_outbox_pending and poller_dead_letters of every
+// configured account from the store.
+func (d *daemon) refreshGauges() {
+	d.mu.Lock()
+	accts := d.cfg.Accounts
+	d.mu.Unlock()
+	for _, a := range accts {
+		pending, dead, err := d.st.Counts(a.Name)
+		if err != nil {
+			d.log.Warn("reading outbox counts", "account", a.Name, "error", err)
+			continue
+		}
+		d.m.OutboxPending.WithLabelValues(a.Name).Set(float64(pending))
+		d.m.DeadLetters.WithLabelValues(a.Name).Set(float64(dead))
+	}
+}

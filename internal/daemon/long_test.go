@@ -1,0 +1,241 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/robfig/cron/v3"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+)
+
+// The long run measures the daemon's steady-state cost with many accounts
+// (issue 5: 500 accounts on @every 1m, under 10% of one core and 150 MB
+// RSS). The simulator and the receiver run in a child process, so the
+// figures are the daemon's alone:
+//
+//	DAEMON_LONG=1 go test -run TestLongRun -v -timeout 30m ./internal/daemon/
+//
+// DAEMON_LONG_ACCOUNTS (500), DAEMON_LONG_SCHEDULE ("@every 1m"),
+// DAEMON_LONG_DURATION (2m, measured after a warm-up of one interval plus
+// the 30 s offset spread) and DAEMON_LONG_EVENTS (approvals per second over
+// all accounts, 2) change the load; DAEMON_LONG_HEAPPROFILE=FILE writes a
+// heap profile at the end.
+
+// helperEnv makes the test binary act as the simulator process.
+const helperEnv = "DAEMON_CRM_HELPER"
+
+func TestMain(m *testing.M) {
+	if n := os.Getenv(helperEnv); n != "" {
+		crmHelper(n)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// crmHelper serves n simulated accounts ("acct-0" ...) and a receiver,
+// prints their URLs, approves orders at DAEMON_LONG_EVENTS per second and
+// exits when stdin closes (the parent test ended).
+func crmHelper(n string) {
+	accounts, _ := strconv.Atoi(n)
+	rate, _ := strconv.ParseFloat(envOr("DAEMON_LONG_EVENTS", "2"), 64)
+	sim := crmsim.New(crmsim.Options{Seed: 1})
+	accts := make([]*crmsim.Account, accounts)
+	for i := range accts {
+		name := "acct-" + strconv.Itoa(i)
+		accts[i] = sim.AddAccount(crmsim.AccountOptions{Name: name, APIKey: name + "-key"})
+	}
+	crm := httptest.NewServer(sim)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	fmt.Printf("CRM=%s RCV=%s\n", crm.URL, rcv.URL)
+	if rate > 0 {
+		go func() {
+			rng := rand.New(rand.NewPCG(1, 2))
+			for range time.Tick(time.Duration(float64(time.Second) / rate)) {
+				approve(accts[rng.IntN(len(accts))])
+			}
+		}()
+	}
+	io.Copy(io.Discard, os.Stdin)
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procStatus reads a "kB" field of /proc/self/status, in MB.
+func procStatus(field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func TestLongRun(t *testing.T) {
+	if os.Getenv("DAEMON_LONG") == "" {
+		t.Skip("long run: set DAEMON_LONG=1")
+	}
+	accounts, err := strconv.Atoi(envOr("DAEMON_LONG_ACCOUNTS", "500"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schedule := envOr("DAEMON_LONG_SCHEDULE", "@every 1m")
+	measure, err := time.ParseDuration(envOr("DAEMON_LONG_DURATION", "2m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), helperEnv+"="+strconv.Itoa(accounts))
+	helper.Stderr = os.Stderr
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); helper.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crmURL, rcvURL string
+	if _, err := fmt.Sscanf(line, "CRM=%s RCV=%s", &crmURL, &rcvURL); err != nil {
+		t.Fatalf("helper said %q: %v", line, err)
+	}
+
+	dir := t.TempDir()
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s/state\nlisten: 127.0.0.1:0\nadmin_socket: \"\"\nlog: {level: info, format: json}\n", dir)
+	fmt.Fprintf(&b, "defaults:\n  schedule: %q\n  webhooks:\n    - url: %s\n      secret: %s\naccounts:\n", schedule, rcvURL, webhookSecret)
+	for i := range accounts {
+		name := "acct-" + strconv.Itoa(i)
+		fmt.Fprintf(&b, "  - {name: %s, url: %s, api_key: %s-key}\n", name, crmsim.URL(crmURL, name), name)
+	}
+	path := dir + "/poller.yaml"
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	readyCh := make(chan *Ready, 1)
+	done := make(chan error, 1)
+	// Logs are formatted as in production, then dropped.
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	go func() {
+		done <- Run(ctx, Options{ConfigPath: path, Logger: log, OnReady: func(r *Ready) { readyCh <- r }})
+	}()
+	var ready *Ready
+	select {
+	case ready = <-readyCh:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	spec, err := cron.ParseStandard(schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	every := interval(spec, time.Now())
+	warm := every + min(every, maxOffset) + 5*time.Second
+	t.Logf("%d accounts on %q: warming up for %v, then measuring for %v", accounts, schedule, warm, measure)
+	time.Sleep(warm)
+
+	polls := func() float64 {
+		n := 0.0
+		for i := range accounts {
+			n += testutil.ToFloat64(ready.Metrics.PollsTotal.WithLabelValues("acct-"+strconv.Itoa(i), "ok"))
+		}
+		return n
+	}
+	delivered := func() float64 {
+		n := 0.0
+		for i := range accounts {
+			n += testutil.ToFloat64(ready.Metrics.DeliveriesTotal.WithLabelValues("acct-"+strconv.Itoa(i), "1", "ok"))
+		}
+		return n
+	}
+	polls0, deliv0 := polls(), delivered()
+	cpu0, wall0 := cpuTime(), time.Now()
+	maxRSS := 0.0
+	for end := wall0.Add(measure); time.Now().Before(end); time.Sleep(time.Second) {
+		maxRSS = max(maxRSS, procStatus("VmRSS"))
+	}
+	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	pct := 100 * cpu.Seconds() / wall.Seconds()
+	nPolls, nDeliv := polls()-polls0, delivered()-deliv0
+	_, body := get(t, "http://"+ready.HTTPAddr+"/readyz")
+
+	t.Logf("accounts=%d schedule=%q measured=%v", accounts, schedule, wall.Round(time.Second))
+	t.Logf("cpu=%.2f%% of one core (%v cpu time), rss max=%.1f MB, peak (VmHWM)=%.1f MB", pct, cpu.Round(time.Millisecond), maxRSS, procStatus("VmHWM"))
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("go heap in use=%.1f MB, runtime sys=%.1f MB, goroutines=%d", float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20), runtime.NumGoroutine())
+	t.Logf("polls ok=%.0f (%.1f/s), deliveries ok=%.0f, readyz=%q", nPolls, nPolls/wall.Seconds(), nDeliv, strings.TrimSpace(body))
+
+	if path := os.Getenv("DAEMON_LONG_HEAPPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	expected := float64(accounts) * wall.Seconds() / every.Seconds()
+	if nPolls < 0.9*expected {
+		t.Errorf("only %.0f polls in the window, expected about %.0f: accounts are falling behind", nPolls, expected)
+	}
+	if every >= time.Minute && (pct > 10 || maxRSS > 150) {
+		t.Errorf("over budget: cpu %.2f%% (limit 10%%), rss %.1f MB (limit 150 MB)", pct, maxRSS)
+	}
+}
