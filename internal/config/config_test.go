@@ -505,6 +505,10 @@ accounts:
 	}
 }
 
+// FuzzParse: Parse returns a config or an error, never both; an error is
+// one *Error or errors.Join of them, each naming the file and a line inside
+// it, sorted by line without repeats; a config that loads has accounts with
+// webhooks and loads again identically.
 func FuzzParse(f *testing.F) {
 	for _, p := range []string{"testdata/valid.yaml", "../../config.example.yaml"} {
 		data, err := os.ReadFile(p)
@@ -521,20 +525,79 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("accounts: [{<<: [*x]}]\n"))
+	f.Add([]byte("accounts: [&x {<<: *x}]\n"))
+	f.Add([]byte("a: &a {x: 1}\nb: &b {<<: [*a, *a, *a, *a]}\naccounts: [{<<: [*b, *b, *b, *b]}]\n"))
+	f.Add([]byte(strings.Replace(minimal, "api_key: key", "api_key: ${GHANA_API_KEY", 1)))
+	f.Add([]byte(strings.Replace(minimal, "api_key: key", "api_key_file: keys/ghana.key\n    api_key: key", 1)))
+	f.Add([]byte("accounts:\n\t- name: x\n"))
+	f.Add([]byte("\xef\xbb\xbfaccounts: \xff\n"))
 	lookup := env(validEnv)
+	const path = "testdata/fuzz.yaml"
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("testdata/fuzz.yaml", data, lookup)
+		cfg, err := Parse(path, data, lookup)
 		if (cfg == nil) == (err == nil) {
 			t.Fatalf("Parse returned config %v and error %v", cfg != nil, err)
 		}
-		if err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				if !strings.HasPrefix(line, "testdata/fuzz.yaml") {
-					t.Fatalf("error line without the file: %q", line)
+		if err == nil {
+			if len(cfg.Accounts) == 0 {
+				t.Fatal("config without accounts")
+			}
+			for _, a := range cfg.Accounts {
+				if a.Name == "" || a.URL == "" || len(a.Webhooks) == 0 {
+					t.Fatalf("account %q: url %q, %d webhooks", a.Name, a.URL, len(a.Webhooks))
 				}
 			}
+			if again, err := Parse(path, data, lookup); err != nil || !reflect.DeepEqual(again, cfg) {
+				t.Fatalf("second load differs: %v", err)
+			}
+			return
+		}
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		lines := yamlLines(data)
+		prev := 0
+		seen := map[Error]bool{}
+		for _, e := range errs {
+			ce, ok := e.(*Error)
+			if !ok {
+				t.Fatalf("error %T is not a *config.Error: %v", e, e)
+			}
+			// A missing top-level key has no line to point at.
+			noLine := ce.Key == "accounts" && ce.Msg == "at least one account is required" ||
+				ce.Key == "" && lines > maxProblemScan
+			if ce.File != path || ce.Line < 0 || ce.Line > lines || ce.Line == 0 && !noLine || ce.Msg == "" {
+				t.Fatalf("error %#v for %d lines", ce, lines)
+			}
+			if ce.Line < prev || seen[*ce] {
+				t.Fatalf("errors out of order or repeated: %v", err)
+			}
+			prev, seen[*ce] = ce.Line, true
 		}
 	})
+}
+
+// TestPasswordWithoutUsername: found by FuzzParse
+// (testdata/fuzz/FuzzParse/0de4275eb214fdc3): a password without a username
+// was reported with neither a line nor a key.
+func TestPasswordWithoutUsername(t *testing.T) {
+	src := minimal + "alerts:\n  email:\n    smtp: mail.example.com:587\n    from: p@example.com\n    to: [ops@example.com]\n    password: x\n"
+	_, err := Parse("c.yaml", []byte(src), env(nil))
+	if want := "c.yaml:10: alerts.email.username: username and password (or password_file) go together"; fmt.Sprint(err) != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+// yamlLines counts lines the way YAML does: \r\n, \r, \n, NEL, LS and PS
+// each end one (an old Mac file has no \n at all).
+func yamlLines(data []byte) int {
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	n := 1
+	for _, br := range []string{"\n", "\r", "\u0085", "\u2028", "\u2029"} {
+		n += bytes.Count(data, []byte(br))
+	}
+	return n
 }
 
 // TestHostileYAML: alias cycles and exponential merges end in an error.

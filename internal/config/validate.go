@@ -128,7 +128,12 @@ func (b *builder) email(f field[rawEmail]) *Email {
 		bad(b, raw.SMTP, "must be host:port, got %q", e.SMTP)
 	}
 	if (e.Username == "") != (e.Password == "") {
-		bad(b, raw.Username, "username and password (or password_file) go together")
+		const msg = "username and password (or password_file) go together"
+		if raw.Username.Set {
+			bad(b, raw.Username, msg)
+		} else {
+			b.errorf(line, key+".username", msg) // a password alone: no username line to point at
+		}
 	}
 	if !raw.From.Set {
 		b.errorf(line, key+".from", "required")

@@ -143,6 +143,10 @@ func snippet(b []byte) string {
 	return strings.ToValidUTF8(strings.TrimSpace(string(b)), "")
 }
 
+// maxRetryAfter bounds a receiver's Retry-After in both of its forms: an
+// HTTP date in year 9999 must not park an ordered queue for 292 years.
+const maxRetryAfter = 365 * 24 * time.Hour
+
 // retryAfter parses a Retry-After value: delay seconds or an HTTP date.
 func retryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
@@ -153,10 +157,10 @@ func retryAfter(v string, now time.Time) time.Duration {
 		if s <= 0 {
 			return 0
 		}
-		return time.Duration(min(s, int64(365*24*time.Hour/time.Second))) * time.Second
+		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

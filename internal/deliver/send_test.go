@@ -397,16 +397,33 @@ func TestSendOutcomes(t *testing.T) {
 	}
 }
 
+// FuzzRetryAfter: any Retry-After value gives a wait between 0 and
+// maxRetryAfter, in the seconds form and the HTTP-date form alike.
 func FuzzRetryAfter(f *testing.F) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	for _, s := range []string{"", "0", "120", "-5", "99999999999999999999", "Mon, 23 Nov 2026 10:01:30 GMT", "soon"} {
+	for _, s := range []string{"", "0", "120", "-5", "99999999999999999999", "Mon, 23 Nov 2026 10:01:30 GMT", "soon",
+		"Sunday, 06-Nov-94 08:49:37 GMT", "+30", " 30 ", "3.5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		if d := retryAfter(v, now); d < 0 || d > 366*24*time.Hour && !strings.Contains(v, ",") {
+		if d := retryAfter(v, now); d < 0 || d > maxRetryAfter {
 			t.Errorf("retryAfter(%q) = %v", v, d)
 		}
 	})
+}
+
+// TestRetryAfterDateCapped: found by FuzzRetryAfter's hand-picked corpus
+// (testdata/fuzz/FuzzRetryAfter): a far-future date waited 292 years.
+func TestRetryAfterDateCapped(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for _, v := range []string{"Fri, 31 Dec 9999 23:59:59 GMT", "Mon Jan  2 15:04:05 9999", "31536001"} {
+		if d := retryAfter(v, now); d != maxRetryAfter {
+			t.Errorf("retryAfter(%q) = %v, want %v", v, d, maxRetryAfter)
+		}
+	}
+	if d := retryAfter("Mon, 23 Nov 2026 10:01:30 GMT", now); d != 90*time.Second {
+		t.Errorf("near date: %v, want 90s", d)
+	}
 }
 
 // Orders come from the CRM: whatever they hold, rendering never panics and
@@ -436,6 +453,15 @@ func FuzzRender(f *testing.F) {
 			}
 			if r.ContentType == contentJSON && !json.Valid(r.Body) {
 				t.Fatalf("invalid JSON body %q", r.Body)
+			}
+			if r.ContentType == contentForm {
+				q, err := url.ParseQuery(string(r.Body))
+				if err != nil || len(q) != len(ps) {
+					t.Fatalf("form body %q: %d keys, %v", r.Body, len(q), err)
+				}
+			}
+			if again, _ := Render(wh, ev); !bytes.Equal(again.Body, r.Body) {
+				t.Fatalf("rendering not deterministic:\n%s\n%s", r.Body, again.Body)
 			}
 		}
 	})

@@ -288,12 +288,16 @@ func FuzzDetect(f *testing.F) {
 		`{"id": 1, "field": "status", "newValue": {"code": {"code": "approved"}}, "order": {"id": 1}}`,
 		`{"id": 1, "created": true, "field": "status", "newValue": null, "order": {"id": 1, "status": "approved"}}`,
 		`{"id": "2", "field": "status", "oldValue": [], "newValue": "approved", "order": {"id": "3", "site": 4}}`,
+		`{"id": 5, "field": "status", "newValue": "approved", "apiKey": {"current": "1"}, "order": {"id": 6, "site": "main"}}`,
+		`{"id": 5, "created": "true", "deleted": 1, "field": "status", "newValue": "approved", "order": {"id": 6}}`,
+		`{"id": 5, "field": "status", "oldValue": {"code": null}, "newValue": {"code": 7}, "order": {"id": 6, "status": {"code": "approved"}}}`,
 	} {
 		f.Add([]byte(s))
 	}
 	all := []Rules{
 		rules(nil),
 		rules(func(a *config.Account) { a.Sites = []string{"main"}; a.SkipOwnChanges = true; a.OnCreate = false }),
+		rules(func(a *config.Account) { a.Statuses = []string{"new", "approved", "7"}; a.Sites = []string{"", "4"} }),
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var e retailcrm.HistoryEntry
@@ -320,6 +324,20 @@ func FuzzDetect(f *testing.F) {
 			}
 			if !json.Valid(c.EntryOrder) {
 				t.Fatalf("entry order is not JSON: %q", c.EntryOrder)
+			}
+			switch {
+			case c.Event.Account != r.Account || c.OrderID != e.Order.ID:
+				t.Fatalf("event %+v for account %q, order %d", c.Event, r.Account, e.Order.ID)
+			case e.Deleted:
+				t.Fatal("event for a deletion entry")
+			case len(r.Sites) > 0 && !r.Sites[e.Order.Site]:
+				t.Fatalf("event for site %q outside %v", e.Order.Site, r.Sites)
+			case r.SkipOwnChanges && e.APIKey != nil && e.APIKey.Current:
+				t.Fatal("event for our own change with skip_own_changes")
+			case (c.Event.Type == event.Created) != e.Created || e.Created && !r.OnCreate:
+				t.Fatalf("event type %q for created=%v, on_create=%v", c.Event.Type, e.Created, r.OnCreate)
+			case !e.Created && e.Field != "status":
+				t.Fatalf("status event from field %q", e.Field)
 			}
 		}
 	})

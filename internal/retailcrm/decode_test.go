@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -153,50 +156,96 @@ func TestStringList(t *testing.T) {
 	}
 }
 
-// FuzzDecodeHistory: never panics, and for a page that decodes, every entry
-// keeps its order's bytes exactly and ids are positive.
+// FuzzDecodeHistory: never panics; a page that decodes keeps every entry's
+// order and values byte for byte with positive ids; and a page whose ids are
+// all plain positive integers is never refused (see canonicalID).
 func FuzzDecodeHistory(f *testing.F) {
 	for _, name := range []string{"history.json", "truncated.json", "error_filter.json"} {
 		f.Add(file(f, name))
 	}
 	f.Add([]byte(`{"history":[{"id":"7","oldValue":{"code":1},"newValue":[],"user":"x","apiKey":[],"order":{"id":"3","status":{"code":"a"}}}]}`))
 	f.Add([]byte(`{"history":null,"pagination":[]}`))
+	f.Add([]byte(`{"history":[{"id":1,"created":"1","field":"status","newValue":"approved","order":{"id":2,"site":7}}],"pagination":{"limit":"100","totalCount":1e3}}`))
+	f.Add([]byte(`{"history":[{"id":9223372036854775808,"order":{"id":1}}]}`))
+	f.Add([]byte(`{"history":[{"id":1,"ID":"x","order":null}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		page, err := decodeHistory(body)
-		if err != nil {
-			return
-		}
 		var orig struct {
 			History []struct {
+				ID       json.RawMessage `json:"id"`
 				Order    json.RawMessage `json:"order"`
 				OldValue json.RawMessage `json:"oldValue"`
+				NewValue json.RawMessage `json:"newValue"`
 			} `json:"history"`
 		}
-		if json.Unmarshal(body, &orig) != nil || len(orig.History) != len(page.History) {
-			t.Fatalf("decoded %d entries from a body the standard decoder reads as %d", len(page.History), len(orig.History))
+		stdErr := json.Unmarshal(body, &orig)
+		if err != nil {
+			if stdErr != nil || !isObject(body) {
+				return
+			}
+			for _, e := range orig.History {
+				if !canonicalID(e.ID) || !isNull(e.Order) && !isObject(e.Order) {
+					return
+				}
+				var o struct {
+					ID json.RawMessage `json:"id"`
+				}
+				if !isNull(e.Order) && (json.Unmarshal(e.Order, &o) != nil || !canonicalID(o.ID)) {
+					return
+				}
+			}
+			t.Fatalf("refused a page whose ids are all plain positive integers: %v", err)
+		}
+		if stdErr != nil || len(orig.History) != len(page.History) {
+			t.Fatalf("decoded %d entries from a body the standard decoder reads as %d (%v)", len(page.History), len(orig.History), stdErr)
 		}
 		for i, e := range page.History {
+			o := orig.History[i]
 			if e.ID <= 0 {
 				t.Fatalf("entry %d: id %d", i, e.ID)
 			}
-			if e.Order != nil && (!bytes.Equal(e.Order.Raw, orig.History[i].Order) || e.Order.ID <= 0) {
-				t.Fatalf("entry %d: order raw %q, want %q", i, e.Order.Raw, orig.History[i].Order)
+			if e.Order != nil && (!bytes.Equal(e.Order.Raw, o.Order) || e.Order.ID <= 0) {
+				t.Fatalf("entry %d: order raw %q, want %q", i, e.Order.Raw, o.Order)
 			}
-			if !bytes.Equal(e.OldValue.Raw, orig.History[i].OldValue) {
-				t.Fatalf("entry %d: oldValue raw %q, want %q", i, e.OldValue.Raw, orig.History[i].OldValue)
+			if e.Order == nil && !isNull(o.Order) {
+				t.Fatalf("entry %d: order %q dropped", i, o.Order)
 			}
-			_ = e.NewValue.Code()
+			if !bytes.Equal(e.OldValue.Raw, o.OldValue) || !bytes.Equal(e.NewValue.Raw, o.NewValue) {
+				t.Fatalf("entry %d: values %q -> %q, want %q -> %q", i, e.OldValue.Raw, e.NewValue.Raw, o.OldValue, o.NewValue)
+			}
+			var str string
+			if json.Unmarshal(o.NewValue, &str) == nil && e.NewValue.Code() != str {
+				t.Fatalf("entry %d: Code() of string %q = %q", i, o.NewValue, e.NewValue.Code())
+			}
 		}
 	})
 }
 
+// canonicalID reports whether raw is an id every RetailCRM version sends: a
+// JSON number or string of plain decimal digits, positive and within int64.
+// The decoder must accept these; other shapes it may accept or refuse.
+func canonicalID(raw json.RawMessage) bool {
+	s := string(bytes.TrimSpace(raw))
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && n > 0
+}
+
 // FuzzDecodeOrders: never panics; every returned order keeps its bytes
-// exactly, and returned plus skipped orders account for all of them.
+// exactly, returned plus skipped orders account for all of them, and an
+// order object with a plain positive id is never skipped.
 func FuzzDecodeOrders(f *testing.F) {
 	for _, name := range []string{"orders.json", "truncated.json", "error_list.json"} {
 		f.Add(file(f, name))
 	}
 	f.Add([]byte(`{"orders":[{"id":1,"payments":{"1":{"amount":"x"}},"customFields":[]},{"id":-1},7,null]}`))
+	f.Add([]byte(`{"orders":[{"id":"2","payments":[],"customFields":{"a":[1,{"b":null}]},"status":{"code":"new"}},{"id":1.5},{"id":"1e3"}]}`))
+	f.Add([]byte(`{"orders":[{"id":3,"payments":{"1":{"amount":1e400,"id":"x"}}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		orders, skipped, err := decodeOrders(body)
 		if err != nil {
@@ -209,12 +258,24 @@ func FuzzDecodeOrders(f *testing.F) {
 			t.Fatalf("%d orders + %d skipped from %d", len(orders), len(skipped), len(orig.Orders))
 		}
 		j := 0
-		for _, raw := range orig.Orders {
+		for i, raw := range orig.Orders {
 			if j < len(orders) && bytes.Equal(orders[j].Raw, raw) {
 				if orders[j].ID <= 0 {
 					t.Fatalf("order id %d", orders[j].ID)
 				}
+				for k, p := range orders[j].Payments {
+					if math.IsNaN(p.Amount) || math.IsInf(p.Amount, 0) {
+						t.Fatalf("order %d payment %s: amount %v", orders[j].ID, k, p.Amount)
+					}
+				}
 				j++
+				continue
+			}
+			var o struct {
+				ID json.RawMessage `json:"id"`
+			}
+			if isObject(raw) && json.Unmarshal(raw, &o) == nil && canonicalID(o.ID) {
+				t.Fatalf("orders[%d] %.80q with a plain id was skipped", i, raw)
 			}
 		}
 		if j != len(orders) {

@@ -85,15 +85,21 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 }
 
 // FuzzDecodeItem: records come from a file that may be damaged; decoding
-// must fail cleanly, and whatever decodes must survive a round trip.
+// must fail cleanly with ErrCorrupt, and whatever decodes must survive a
+// round trip.
 func FuzzDecodeItem(f *testing.F) {
 	for _, it := range codecItems() {
 		f.Add(encodeItem(&it))
 	}
 	f.Add([]byte{recordV1})
+	f.Add([]byte{recordV1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{recordV1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var it Item
 		if err := decodeItem(data, &it); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decodeItem error %v is not ErrCorrupt", err)
+			}
 			return
 		}
 		var again Item

@@ -1,6 +1,7 @@
 package tmpl
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -159,27 +160,56 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// FuzzParseRender: a source either parses or fails with a SyntaxError that
+// points inside it; a template that parses renders any JSON data without
+// panicking, the same way every time, keeps tag-free text as it is, and a
+// lone |json_encode tag always renders valid JSON.
 func FuzzParseRender(f *testing.F) {
+	data := []byte(`{"order": {"id": 4242, "items": [{"offer": {"name": "Shea \u00e9"}}], "n": 1e400, "f": 0.1}}`)
 	for _, s := range []string{
 		"", "x", "{{ order.id }}", "{{ order.items.0.offer.name|json_encode }}",
 		"{{ a|default('x') }}", "{{- a -}}", "{{ a[0]['b'] }}", "{{ 'lit' }}",
 		"{{", "{{ }}", "{{ a|upper }}", "{{ a[", "{{ 'x", "\n{{ a|default(",
+		"{{ order|json_encode }}", "{{ order.n }}", "{{ order.f|json_encode }}", "}}{{ order.id }}}}",
+		"{{ order.items[-1] }}", "{{ order['it\\'ems'] }}", "{{ 'caf\xe9' }}", "{{ order.id|default('x')|json_encode }}",
 	} {
-		f.Add(s)
+		f.Add(s, data)
 	}
-	data := testData(f)
-	f.Fuzz(func(t *testing.T, src string) {
+	f.Add("{{ a.b.c.d }}", []byte(`{"a": {"b": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}`))
+	f.Add("{{ a }}", []byte(`{"a": "\ud800"}`))
+	f.Fuzz(func(t *testing.T, src string, raw []byte) {
 		tp, err := Parse(src)
 		if err != nil {
 			var se *SyntaxError
 			if !errors.As(err, &se) || se.Offset < 0 || se.Offset > len(src) || se.Line < 1 || se.Column < 1 {
 				t.Fatalf("bad error for %q: %#v", src, err)
 			}
+			if want := strings.Count(src[:se.Offset], "\n") + 1; se.Line != want {
+				t.Fatalf("error at offset %d says line %d, want %d", se.Offset, se.Line, want)
+			}
 			return
 		}
+		if tp.Source() != src {
+			t.Fatalf("Source() = %q, want %q", tp.Source(), src)
+		}
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var data map[string]any
+		if d.Decode(&data) != nil {
+			data = map[string]any{"raw": json.RawMessage(raw)}
+		}
 		out := tp.Render(data)
+		if again := tp.Render(data); again != out {
+			t.Fatalf("Render not deterministic: %q then %q", out, again)
+		}
 		if !strings.Contains(src, "{{") && out != src {
 			t.Fatalf("text without tags changed: %q -> %q", src, out)
+		}
+		if len(tp.parts) == 1 && tp.parts[0].expr != nil {
+			fs := tp.parts[0].expr.filters
+			if len(fs) > 0 && fs[len(fs)-1].name == "json_encode" && !json.Valid([]byte(out)) {
+				t.Fatalf("%q rendered invalid JSON %q", src, out)
+			}
 		}
 	})
 }

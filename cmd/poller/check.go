@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/check"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
+)
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check", "-config FILE [-online]", stderr)
+	path := fs.String("config", "", "config `file` (YAML)")
+	online := fs.Bool("online", false, "also check each account's API key, statuses and sites against RetailCRM")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
+		return code
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, check.Summary(cfg))
+	if !*online {
+		return exitOK
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := check.Online(ctx, cfg, stdout, check.Options{UserAgent: version.UserAgent()}); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+)
+
+const dlqArgs = "list|retry|drop -config FILE [-account A] [-json] [EVENT_ID...]"
+
+func cmdDLQ(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fmt.Fprintf(stdout, "Usage: poller dlq %s\n", dlqArgs)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "Usage: poller dlq %s\n", dlqArgs)
+		return exitUsage
+	}
+	verb := args[0]
+	fs := newFlagSet("dlq", dlqArgs, stderr)
+	path := fs.String("config", "", "config `file` (YAML)")
+	account := fs.String("account", "", "only this `account`'s dead letters (default: every account)")
+	asJSON := fs.Bool("json", false, "list: print JSON instead of a table")
+	if code, ok := parseFlags(fs, args[1:]); !ok {
+		return code
+	}
+	switch verb {
+	case "list", "retry", "drop":
+	default:
+		return usageError(fs, stderr, "unknown dlq command %q (want list, retry or drop)", verb)
+	}
+	if code, ok := requireConfig(fs, stderr, *path, verb != "list"); !ok {
+		return code
+	}
+	cfg, code, ok := loadConfig(*path, stderr)
+	if !ok {
+		return code
+	}
+	if *account != "" {
+		if _, ok := cfg.Account(*account); !ok {
+			fmt.Fprintf(stderr, "poller dlq: note: account %q is not in %s\n", *account, cfg.Path)
+		}
+	}
+	ctx, stop := adminContext()
+	defer stop()
+	ids := fs.Args()
+	switch verb {
+	case "list":
+		items, err := admin.DLQList(ctx, cfg, *account)
+		if err != nil {
+			return dlqFailed(stderr, err)
+		}
+		if *asJSON {
+			return writeJSON(stdout, stderr, items)
+		}
+		return printDead(stdout, stderr, items)
+	case "retry":
+		items, err := admin.DLQRetry(ctx, cfg, *account, ids)
+		if err != nil {
+			return dlqFailed(stderr, err)
+		}
+		for _, it := range items {
+			fmt.Fprintf(stdout, "retrying %s -> %s/%s\n", it.Event.ID, it.Account, it.Webhook)
+		}
+		fmt.Fprintf(stdout, "%d dead letters moved back to the outbox\n", len(items))
+	default:
+		n, err := admin.DLQDrop(ctx, cfg, *account, ids)
+		if err != nil {
+			return dlqFailed(stderr, err)
+		}
+		fmt.Fprintf(stdout, "%d dead letters dropped\n", n)
+	}
+	return exitOK
+}
+
+// dlqFailed reports err; an unknown event id changed nothing, and says so.
+func dlqFailed(stderr io.Writer, err error) int {
+	note := ""
+	if errors.Is(err, store.ErrNotFound) {
+		note = " (nothing changed)"
+	}
+	fmt.Fprintf(stderr, "poller dlq: %v%s\n", err, note)
+	return exitFailure
+}
+
+func printDead(stdout, stderr io.Writer, items []store.Item) int {
+	if len(items) == 0 {
+		fmt.Fprintln(stdout, "no dead letters")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tACCOUNT\tWEBHOOK\tORDER\tCHANGE\tATTEMPTS\tDEAD AT\tREASON")
+	for _, it := range items {
+		ch := it.Event.Change
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s -> %s\t%d\t%s\t%s\n", it.Event.ID, it.Account, it.Webhook,
+			it.OrderID, dash(ch.OldValue), ch.NewValue, it.Attempts,
+			it.DeadAt.UTC().Format("2006-01-02 15:04:05Z"), dash(it.DeadReason))
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "poller dlq: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "%d dead letters\n", len(items))
+	return exitOK
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
+)
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string // substring
+		stderr string // substring
+	}{
+		{nil, exitUsage, "", "Usage: poller COMMAND"},
+		{[]string{"help"}, exitOK, "poller dlq list|retry|drop", ""},
+		{[]string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
+		{[]string{"version"}, exitOK, "poller ", ""},
+		{[]string{"version", "extra"}, exitUsage, "", "unexpected arguments"},
+		{[]string{"run"}, exitUsage, "", "-config is required"},
+		{[]string{"run", "-config"}, exitUsage, "", "flag needs an argument"},
+		{[]string{"run", "-nope"}, exitUsage, "", "flag provided but not defined: -nope"},
+		{[]string{"run", "-h"}, exitOK, "", "Usage: poller run -config FILE"},
+		{[]string{"run", "-config", "c.yaml", "stray"}, exitUsage, "", "unexpected arguments: stray"},
+		{[]string{"check"}, exitUsage, "", "-config is required"},
+		{[]string{"check", "-config", "/nonexistent/c.yaml"}, exitUsage, "", "/nonexistent/c.yaml: cannot read config"},
+		{[]string{"run", "-config", "/nonexistent/c.yaml"}, exitUsage, "", "/nonexistent/c.yaml: cannot read config"},
+		{[]string{"status"}, exitUsage, "", "-config is required"},
+		{[]string{"dlq"}, exitUsage, "", "Usage: poller dlq list|retry|drop"},
+		{[]string{"dlq", "-h"}, exitOK, "Usage: poller dlq", ""},
+		{[]string{"dlq", "purge", "-config", "c.yaml"}, exitUsage, "", `unknown dlq command "purge"`},
+		{[]string{"dlq", "purge"}, exitUsage, "", `unknown dlq command "purge"`},
+		{[]string{"dlq", "list"}, exitUsage, "", "-config is required"},
+		{[]string{"dlq", "list", "-config", "c.yaml", "x-1"}, exitUsage, "", "unexpected arguments: x-1"},
+		{[]string{"send-test", "-config", "c.yaml"}, exitUsage, "", "-account is required"},
+		{[]string{"demo", "-duration", "-1s"}, exitUsage, "", "-duration must be positive"},
+		{[]string{"demo", "-duration", "soon"}, exitUsage, "", "invalid value"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tt.args, &out, &errb)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), tt.stdout) {
+				t.Errorf("stdout %q does not contain %q", out.String(), tt.stdout)
+			}
+			if !strings.Contains(errb.String(), tt.stderr) {
+				t.Errorf("stderr %q does not contain %q", errb.String(), tt.stderr)
+			}
+		})
+	}
+}
+
+func TestTestEvent(t *testing.T) {
+	now := time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
+	tests := []struct {
+		acct                 config.Account
+		id, status, site, at string
+	}{
+		{config.Account{Name: "ghana"}, "ghana-test-1795426200", "approved", "test-site", "2026-11-23 09:30:00"},
+		{config.Account{Name: "kenya", Statuses: []string{"paid", "x"}, Sites: []string{"ke"}, TimeZone: time.FixedZone("EAT", 3*3600)},
+			"kenya-test-1795426200", "paid", "ke", "2026-11-23 12:30:00"},
+	}
+	for _, tt := range tests {
+		ev := testEvent(tt.acct, now)
+		if ev.ID != tt.id || ev.Account != tt.acct.Name || ev.Type != event.StatusChanged ||
+			ev.Change.NewValue != tt.status || ev.Change.CreatedAt != tt.at {
+			t.Errorf("testEvent(%s) = %+v", tt.acct.Name, ev)
+		}
+		var order map[string]any
+		if err := json.Unmarshal(ev.Order, &order); err != nil {
+			t.Fatalf("order JSON: %v", err)
+		}
+		if order["site"] != tt.site || order["status"] != tt.status || order["number"] != "TEST-1795426200" {
+			t.Errorf("order = %v", order)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := map[string]string{
+		"https://u:p@app.example.com/hook?token=s3cret#x": "https://app.example.com/hook",
+		"http://127.0.0.1:8080/a/b":                       "http://127.0.0.1:8080/a/b",
+		"http://[::1":                                     "(invalid URL)",
+	}
+	for in, want := range tests {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+)
+
+// adminTimeout bounds a status or dlq command: the daemon answers from
+// bbolt in milliseconds, so a slow answer means something is wrong.
+const adminTimeout = 30 * time.Second
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "-config FILE [-json]", stderr)
+	path := fs.String("config", "", "config `file` (YAML)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
+		return code
+	}
+	cfg, code, ok := loadConfig(*path, stderr)
+	if !ok {
+		return code
+	}
+	ctx, stop := adminContext()
+	defer stop()
+	st, err := admin.Status(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "poller status: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, st)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tCURSOR\tLAST SUCCESS\tLAST POLL\tPENDING\tDEAD\tWEBHOOKS\tLAST ERROR")
+	for _, s := range st {
+		name := s.Account
+		if !s.Configured {
+			name += " (not in config)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", name, s.Cursor,
+			ago(s.LastSuccess), ago(s.LastPoll), s.Pending, s.Dead,
+			dash(strings.Join(s.Webhooks, ",")), dash(s.LastError))
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "poller status: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// loadConfig loads path, reporting a broken config (exit 2) on stderr.
+func loadConfig(path string, stderr io.Writer) (*config.Config, int, bool) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, exitUsage, false
+	}
+	return cfg, exitOK, true
+}
+
+// adminContext is the context of a status or dlq command: bounded, and
+// cancelled by Ctrl-C.
+func adminContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	return ctx, func() { cancel(); stop() }
+}
+
+func writeJSON(stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "poller: %v\n", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// ago renders a time as RFC 3339 UTC with its age, or "-" when unknown.
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339) + " (" + time.Since(t).Round(time.Second).String() + " ago)"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,161 @@
+// Package check backs `poller check`: a summary of a loaded config and, with
+// Online, a live check of every account against its RetailCRM API (the key
+// is accepted, every configured status code exists, every configured site is
+// visible to the key). Accounts are checked concurrently and reported in
+// config order, one line each, so an operator sees all problems at once.
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
+)
+
+// Errors, compared with errors.Is.
+var (
+	// ErrFailed: at least one account failed its online check.
+	ErrFailed = errors.New("check: some accounts failed")
+	// ErrMissingStatus: a configured status code does not exist in the account.
+	ErrMissingStatus = errors.New("status codes not found in the account")
+	// ErrMissingSite: a configured site is not visible to the API key.
+	ErrMissingSite = errors.New("sites not available to the API key")
+)
+
+// Options tune the online check.
+type Options struct {
+	UserAgent   string
+	Timeout     time.Duration // per account; default 30s
+	Concurrency int           // accounts checked at once; default 8
+	Logger      *slog.Logger  // API client logger; nil discards
+}
+
+// Summary describes a valid config in one line.
+func Summary(cfg *config.Config) string {
+	hooks := 0
+	for _, a := range cfg.Accounts {
+		hooks += len(a.Webhooks)
+	}
+	return fmt.Sprintf("ok  %s: %s, %s", cfg.Path, plural(len(cfg.Accounts), "account"), plural(hooks, "webhook"))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// Online checks every account and writes one line per account to w:
+// "ok    NAME: ..." or "FAIL  NAME: reason". It returns ErrFailed if any
+// account failed.
+func Online(ctx context.Context, cfg *config.Config, w io.Writer, opts Options) error {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	results := make([]error, len(cfg.Accounts))
+	details := make([]string, len(cfg.Accounts))
+	sem := make(chan struct{}, opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, a := range cfg.Accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			details[i], results[i] = Account(ctx, a, opts)
+		}()
+	}
+	wg.Wait()
+	failed := 0
+	for i, a := range cfg.Accounts {
+		if results[i] != nil {
+			failed++
+			fmt.Fprintf(w, "FAIL  %s: %v\n", a.Name, results[i])
+			continue
+		}
+		fmt.Fprintf(w, "ok    %s: %s\n", a.Name, details[i])
+	}
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d", ErrFailed, failed, len(cfg.Accounts))
+	}
+	return nil
+}
+
+// Account checks one account and, on success, describes what it found.
+func Account(ctx context.Context, a config.Account, opts Options) (string, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	c, err := retailcrm.New(retailcrm.Options{
+		BaseURL:    a.URL,
+		APIKey:     a.APIKey.Reveal(),
+		RateLimit:  a.RateLimit,
+		Timeout:    a.Timeout,
+		MaxRetries: 2,
+		Logger:     log.With("account", a.Name),
+		UserAgent:  opts.UserAgent,
+	})
+	if err != nil {
+		return "", fmt.Errorf("client: %w", err)
+	}
+	cred, err := c.Credentials(ctx)
+	if err != nil {
+		return "", fmt.Errorf("credentials: %w", err)
+	}
+	if missing := notIn(a.Sites, cred.SitesAvailable); len(missing) > 0 {
+		return "", fmt.Errorf("%w: %s (the key sees: %s)", ErrMissingSite,
+			strings.Join(missing, ", "), orNone(cred.SitesAvailable))
+	}
+	statuses, err := c.Statuses(ctx)
+	if err != nil {
+		return "", fmt.Errorf("statuses: %w", err)
+	}
+	var missing []string
+	for _, code := range a.Statuses {
+		if _, ok := statuses[code]; !ok {
+			missing = append(missing, code)
+		}
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%w: %s", ErrMissingStatus, strings.Join(missing, ", "))
+	}
+	sites := a.Sites
+	if len(sites) == 0 {
+		sites = cred.SitesAvailable
+	}
+	return fmt.Sprintf("key accepted; sites: %s; statuses: %s",
+		orNone(sites), strings.Join(a.Statuses, ", ")), nil
+}
+
+// notIn returns the elements of want that are absent from have.
+func notIn(want, have []string) []string {
+	var out []string
+	for _, s := range want {
+		if !slices.Contains(have, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Checks systemd/retailcrm-poller.service: `systemd-analyze verify` passes and
+# `systemd-analyze security --offline=true` rates its exposure 2.0 or lower.
+# verify needs the ExecStart binary to exist, so the unit is checked as a copy
+# pointing at a freshly built poller. Used by .ci/run and `make verify-unit`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+max=${MAX_EXPOSURE:-2.0}
+unit=systemd/retailcrm-poller.service
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+go build -o "$tmp/poller" ./cmd/poller
+sed "s#/usr/bin/poller#$tmp/poller#g" "$unit" >"$tmp/retailcrm-poller.service"
+
+echo "systemd-analyze verify $unit"
+systemd-analyze verify "$tmp/retailcrm-poller.service"
+
+out=$(systemd-analyze security --offline=true --no-pager "$tmp/retailcrm-poller.service")
+line=$(grep -E 'Overall exposure level' <<<"$out" || true)
+score=$(sed -E 's/.*: ([0-9]+\.[0-9]+) .*/\1/' <<<"$line")
+if ! [[ $score =~ ^[0-9]+\.[0-9]+$ ]]; then
+	echo "could not read the exposure level from systemd-analyze security:" >&2
+	echo "$out" >&2
+	exit 1
+fi
+echo "systemd-analyze security: exposure $score (limit $max)"
+if ! awk -v s="$score" -v m="$max" 'BEGIN { exit !(s <= m) }'; then
+	grep -E '✗' <<<"$out" >&2 || true
+	echo "exposure $score is above $max" >&2
+	exit 1
+fi
