@@ -17,6 +17,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 var targets = []string{"approved", "complete"}
@@ -165,7 +166,7 @@ func TestAccountsIsolated(t *testing.T) {
 	bad := e.account("badkey", crmsim.AccountOptions{})
 	wrongKey := "key-not-valid-" + strconv.Itoa(rand.IntN(1e6))
 	remember(wrongKey)
-	downCfg := e.acctConfig(good1, map[string]any{"name": "down", "url": closedURL(t),
+	downCfg := e.acctConfig(good1, map[string]any{"name": "down", "url": testkit.ClosedURL(t),
 		"webhooks": []any{e.webhook("/down", nil)}})
 	cfg := e.writeConfig("config.yaml", nil,
 		e.acctConfig(good1, map[string]any{"webhooks": []any{e.webhook("/good1", nil)}}),

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,41 +18,8 @@ import (
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
-
-// designMetrics are the metrics DESIGN.md names, with their label names.
-var designMetrics = map[string][]string{
-	"poller_polls_total":                         {"account", "result"},
-	"poller_api_requests_total":                  {"account", "code", "endpoint"},
-	"poller_events_detected_total":               {"account", "type"},
-	"poller_deliveries_total":                    {"account", "result", "webhook"},
-	"poller_outbox_pending":                      {"account"},
-	"poller_dead_letters":                        {"account"},
-	"poller_cursor_history_id":                   {"account"},
-	"poller_last_poll_success_timestamp_seconds": {"account"},
-	"poller_delivery_latency_seconds_bucket":     {"account", "le"},
-}
-
-var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\} (\S+)$`)
-var labelName = regexp.MustCompile(`(\w+)="`)
-
-// metricSamples parses the exposition text into name -> label sets
-// ("account=x,result=ok") -> value.
-func metricSamples(text string) map[string]map[string]string {
-	out := map[string]map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		m := sampleLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		if out[m[1]] == nil {
-			out[m[1]] = map[string]string{}
-		}
-		out[m[1]][m[2]] = m[3]
-	}
-	return out
-}
 
 // TestOperations covers what an operator does with a running and a stopped
 // daemon: /metrics, /healthz, `poller status`, and the dead-letter queue
@@ -121,27 +86,16 @@ func TestOperations(t *testing.T) {
 	addr := p.httpAddr()
 	eventually(t, 10*time.Second, "the dead-letter gauge", func() bool {
 		_, body := get(t, "http://"+addr+"/metrics")
-		return metricSamples(body)["poller_dead_letters"][`account="ops"`] != "0" &&
-			metricSamples(body)["poller_dead_letters"][`account="ops"`] != ""
+		f := testkit.Families(t, body)["poller_dead_letters"]
+		for _, m := range f.GetMetric() {
+			if len(m.Label) == 1 && m.Label[0].GetValue() == "ops" {
+				return m.GetGauge().GetValue() > 0
+			}
+		}
+		return false
 	})
 	_, body := get(t, "http://"+addr+"/metrics")
-	samples := metricSamples(body)
-	for name, labels := range designMetrics {
-		if len(samples[name]) == 0 {
-			t.Errorf("/metrics has no %s", name)
-			continue
-		}
-		for set := range samples[name] {
-			var got []string
-			for _, m := range labelName.FindAllStringSubmatch(set, -1) {
-				got = append(got, m[1])
-			}
-			sort.Strings(got)
-			if !slices.Equal(got, labels) {
-				t.Errorf("%s{%s}: labels %v, want %v", name, set, got, labels)
-			}
-		}
-	}
+	testkit.CheckDesignMetrics(t, body)
 	for _, s := range []string{
 		`poller_deliveries_total{account="ops",result="ok",webhook="ok"}`,
 		`poller_deliveries_total{account="ops",result="dead",webhook="gone"}`,

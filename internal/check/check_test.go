@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -13,19 +12,8 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
-
-// closedURL returns a URL on which nothing listens.
-func closedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
-}
 
 func TestOnline(t *testing.T) {
 	sim := crmsim.New(crmsim.Options{Seed: 1})
@@ -38,7 +26,7 @@ func TestOnline(t *testing.T) {
 			Statuses: statuses, Sites: sites, RateLimit: 10, Timeout: 5 * time.Second}
 	}
 	down := acct("down", "Zq9-down-key", []string{"approved"}, nil)
-	down.URL = closedURL(t)
+	down.URL = testkit.ClosedURL(t)
 	tests := []struct {
 		name    string
 		acct    config.Account

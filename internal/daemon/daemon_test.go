@@ -12,22 +12,19 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // webhookKey is the raw key of the test webhook secret.
@@ -313,37 +310,7 @@ func TestRun(t *testing.T) {
 
 	t.Run("metrics", func(t *testing.T) {
 		_, body := get(t, base+"/metrics")
-		p := expfmt.NewTextParser(model.LegacyValidation)
-		fams, err := p.TextToMetricFamilies(strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := map[string][]string{
-			"poller_polls_total":                         {"account", "result"},
-			"poller_api_requests_total":                  {"account", "code", "endpoint"},
-			"poller_events_detected_total":               {"account", "type"},
-			"poller_deliveries_total":                    {"account", "result", "webhook"},
-			"poller_outbox_pending":                      {"account"},
-			"poller_dead_letters":                        {"account"},
-			"poller_cursor_history_id":                   {"account"},
-			"poller_last_poll_success_timestamp_seconds": {"account"},
-			"poller_delivery_latency_seconds":            {"account"},
-		}
-		for name, labels := range want {
-			f, ok := fams[name]
-			if !ok || len(f.Metric) == 0 {
-				t.Errorf("%s missing from /metrics", name)
-				continue
-			}
-			var got []string
-			for _, l := range f.Metric[0].Label {
-				got = append(got, l.GetName())
-			}
-			sort.Strings(got)
-			if !slices.Equal(got, labels) {
-				t.Errorf("%s labels %v, want %v", name, got, labels)
-			}
-		}
+		testkit.CheckDesignMetrics(t, body)
 	})
 
 	t.Run("admin status over the socket", func(t *testing.T) {

@@ -1,0 +1,77 @@
+// Package testkit holds helpers that the tests of several packages share:
+// the DESIGN.md metric contract and a URL nothing listens on. Only _test.go
+// files import it.
+package testkit
+
+import (
+	"net"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// DesignMetrics are the metric families DESIGN.md names, with their label
+// names sorted (histograms without "le").
+var DesignMetrics = map[string][]string{
+	"poller_polls_total":                         {"account", "result"},
+	"poller_api_requests_total":                  {"account", "code", "endpoint"},
+	"poller_events_detected_total":               {"account", "type"},
+	"poller_deliveries_total":                    {"account", "result", "webhook"},
+	"poller_outbox_pending":                      {"account"},
+	"poller_dead_letters":                        {"account"},
+	"poller_cursor_history_id":                   {"account"},
+	"poller_last_poll_success_timestamp_seconds": {"account"},
+	"poller_delivery_latency_seconds":            {"account"},
+}
+
+// Families parses a Prometheus text exposition.
+func Families(t testing.TB, exposition string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(exposition))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// CheckDesignMetrics fails t unless the exposition has every DesignMetrics
+// family, each sample carrying exactly the family's label names.
+func CheckDesignMetrics(t testing.TB, exposition string) {
+	t.Helper()
+	fams := Families(t, exposition)
+	for name, labels := range DesignMetrics {
+		f, ok := fams[name]
+		if !ok || len(f.Metric) == 0 {
+			t.Errorf("/metrics has no %s", name)
+			continue
+		}
+		for _, m := range f.Metric {
+			var got []string
+			for _, l := range m.Label {
+				got = append(got, l.GetName())
+			}
+			sort.Strings(got)
+			if !slices.Equal(got, labels) {
+				t.Errorf("%s: labels %v, want %v", name, got, labels)
+			}
+		}
+	}
+}
+
+// ClosedURL returns an http URL on which nothing listens.
+func ClosedURL(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
