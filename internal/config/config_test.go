@@ -241,7 +241,7 @@ func TestValid(t *testing.T) {
 	check("accra.StartFrom (built in)", a.StartFrom, "now")
 	check("accra.StartTime", a.StartTime.IsZero(), true)
 	check("accra.OnCreate (built in)", a.OnCreate, true)
-	check("accra.LookBack (built in)", a.LookBack, 200)
+	check("accra.LookBack (built in)", a.LookBack, 10000)
 	if len(a.Webhooks) != 1 {
 		t.Fatalf("accra: %d webhooks, want the 1 from defaults", len(a.Webhooks))
 	}
@@ -292,10 +292,11 @@ func TestBuiltinDefaults(t *testing.T) {
 			TimeZone:     time.UTC,
 			OnCreate:     true,
 			RateLimit:    8,
-			LookBack:     200,
+			LookBack:     10000,
 			LookBackTime: 2 * time.Minute,
 			PageBudget:   50,
 			Timeout:      30 * time.Second,
+			Reconcile:    Reconcile{Every: 10 * time.Minute, Window: 24 * time.Hour},
 			Webhooks: []Webhook{{
 				Name:        "1",
 				URL:         "https://app.example.com/hook",

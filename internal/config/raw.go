@@ -103,6 +103,7 @@ type rawSettings struct {
 	PageBudget     field[int]                 `yaml:"page_budget"`
 	Timeout        field[string]              `yaml:"timeout"`
 	TimeZone       field[string]              `yaml:"time_zone"`
+	Reconcile      rawReconcile               `yaml:"reconcile"`
 	Webhooks       field[[]field[rawWebhook]] `yaml:"webhooks"`
 }
 
@@ -130,6 +131,11 @@ type rawWebhook struct {
 	Concurrency field[int]    `yaml:"concurrency"`
 }
 
+type rawReconcile struct {
+	Every  field[string] `yaml:"every"`
+	Window field[string] `yaml:"window"`
+}
+
 type rawRetry struct {
 	MaxAttempts field[int]    `yaml:"max_attempts"`
 	MaxAge      field[string] `yaml:"max_age"`
@@ -152,11 +158,12 @@ start_from: now
 on_create: true
 skip_own_changes: false
 rate_limit: 8
-look_back: 200
+look_back: 10000
 look_back_time: 2m
 page_budget: 50
 timeout: 30s
 time_zone: UTC
+reconcile: {every: 10m, window: 24h}
 `
 	builtinWebhook = `
 method: POST

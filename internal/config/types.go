@@ -60,11 +60,20 @@ type Account struct {
 	OnCreate       bool
 	SkipOwnChanges bool
 	RateLimit      float64       // API requests per second, 1..10 (default 8)
-	LookBack       int           // history ids re-read below the cursor (default 200)
-	LookBackTime   time.Duration // how long a cursor position stays in the look-back window (default 2m)
+	LookBack       int           // most history entries re-read below the cursor per poll (default 10000)
+	LookBackTime   time.Duration // successful polling a passed cursor position stays in the look-back window (default 2m)
 	PageBudget     int           // history pages per tick (default 50)
 	Timeout        time.Duration // per API request (default 30s)
+	Reconcile      Reconcile
 	Webhooks       []Webhook
+}
+
+// Reconcile is the orders sweep that catches transitions the history poll
+// missed: every Every, the orders in a target status whose status changed
+// within Window are checked against what was emitted.
+type Reconcile struct {
+	Every  time.Duration // 0 turns the sweep off (default 10m)
+	Window time.Duration // default 24h
 }
 
 // Webhook is one downstream endpoint of an account.

@@ -175,6 +175,10 @@ func (b *builder) account(ra field[rawAccount]) Account {
 		LookBackTime:   b.duration(r.LookBackTime),
 		PageBudget:     r.PageBudget.V,
 		Timeout:        b.duration(r.Timeout),
+		Reconcile: Reconcile{
+			Every:  b.durationOrZero(r.Reconcile.Every),
+			Window: b.duration(r.Reconcile.Window),
+		},
 	}
 	if !r.Name.Set {
 		b.errorf(ra.Line, ra.Key+".name", "required")
@@ -462,6 +466,14 @@ func (b *builder) duration(f field[string]) time.Duration {
 		bad(b, f, "must be positive, got %s", f.V)
 	}
 	return d
+}
+
+// durationOrZero parses a Go duration that may be 0 (off).
+func (b *builder) durationOrZero(f field[string]) time.Duration {
+	if f.V == "0" {
+		return 0
+	}
+	return b.duration(f)
 }
 
 func (b *builder) template(line int, key, src string) *tmpl.Template {
