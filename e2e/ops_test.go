@@ -295,7 +295,7 @@ func TestSecretsNotLogged(t *testing.T) {
 		return demo.NoFault
 	}, 0)
 	cfg := e.writeConfig("config.yaml", map[string]any{"log": map[string]any{"level": "debug", "format": "text"}},
-		e.acctConfig(a, map[string]any{"statuses": targets, "webhooks": []any{e.webhook("/hook", nil), e.webhook("/gone", nil)}}),
+		e.acctConfig(a, map[string]any{"statuses": targets, "webhooks": []any{e.webhook("/hook", map[string]any{"name": "hook"}), e.webhook("/gone", map[string]any{"name": "gone"})}}),
 		e.acctConfig(a, map[string]any{"name": "wrong", "api_key": wrong, "webhooks": []any{e.webhook("/w", nil)}}),
 	)
 	p := e.spawn(cfg)

@@ -164,7 +164,7 @@ func TestSIGKILL(t *testing.T) {
 	a := e.account("crash", crmsim.AccountOptions{RateLimit: -1})
 	cfg := e.writeConfig("config.yaml", nil, e.acctConfig(a, map[string]any{
 		"statuses": targets,
-		"webhooks": []any{e.webhook("/crash", nil), e.webhook("/crash2", map[string]any{"concurrency": 1})},
+		"webhooks": []any{e.webhook("/crash", map[string]any{"name": "crash"}), e.webhook("/crash2", map[string]any{"name": "crash2", "concurrency": 1})},
 	}))
 	ctx, stopWalk := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,6 +20,12 @@ import (
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
+)
+
+// Reasons a secret file is refused.
+var (
+	errNotRegular = errors.New("not a regular file")
+	errTooLarge   = fmt.Errorf("larger than %d bytes", maxSecretFile)
 )
 
 // Error is one problem in a config file. Parse and Load return them joined
@@ -42,10 +49,21 @@ func (e *Error) Error() string {
 	return s + ": " + e.Msg
 }
 
+// maxFileSize bounds a config file: far above any real one (10,000
+// accounts take about 2 MiB), far below what would exhaust memory.
+const maxFileSize = 32 << 20
+
 // Load reads the config file at path, expanding ${VAR} from the process
-// environment.
+// environment. The same file and environment give the same Config.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPath(err))}
+	}
+	defer f.Close()
+	// One byte more than allowed tells an oversized file (or endless
+	// stream) apart without reading all of it.
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPath(err))}
 	}
@@ -93,6 +111,9 @@ func problemLine(data []byte, msg string) int {
 // errors and is the base for relative *_file paths; lookupEnv resolves
 // ${VAR}. It never returns both a Config and an error.
 func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if len(data) > maxFileSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d MiB, the limit for a config file", maxFileSize>>20)}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := splitYAMLError(err)
@@ -100,6 +121,9 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 			line = l
 		}
 		return nil, &Error{File: path, Line: line, Msg: msg}
+	}
+	if err := checkAliases(path, &doc); err != nil {
+		return nil, err
 	}
 	d := &decoder{file: path, env: lookupEnv}
 	var raw rawConfig

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -15,10 +16,9 @@ import (
 // here: unknown and duplicate keys, ${VAR} expansion and type errors all get
 // the file, line and key path, and every error is collected.
 type decoder struct {
-	file   string
-	env    func(string) (string, bool)
-	errs   []*Error
-	merges int // merge keys followed so far, bounded by maxMerges
+	file string
+	env  func(string) (string, bool)
+	errs []*Error
 }
 
 // nodeDecoder is implemented by types that decode themselves (field[T],
@@ -27,14 +27,9 @@ type nodeDecoder interface {
 	decodeYAML(d *decoder, n *yaml.Node, key string)
 }
 
-// maxAliasDepth bounds alias chains, and maxMerges the merge keys followed
-// in one file: a Node tree may hold alias cycles (<<: *self) and merges that
-// fan out exponentially, which yaml's own decoder guards against but a walk
-// over nodes must bound itself.
-const (
-	maxAliasDepth = 32
-	maxMerges     = 1000
-)
+// maxAliasDepth bounds alias chains. Cycles and fan-out, by aliases and
+// merge keys alike, are refused before decoding (checkAliases).
+const maxAliasDepth = 32
 
 func (d *decoder) errorf(line int, key, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
@@ -155,10 +150,6 @@ func (d *decoder) pairs(n *yaml.Node, key string) []pair {
 	}
 	for _, m := range merges {
 		for _, src := range mergeSources(m) {
-			if d.merges++; d.merges > maxMerges {
-				d.errorf(m.Line, key, "too many or recursive merges (<<)")
-				return out
-			}
 			if src.Kind != yaml.MappingNode {
 				d.errorf(m.Line, key, "<< must merge a mapping")
 				continue
@@ -217,14 +208,19 @@ func (d *decoder) scalar(n *yaml.Node, key string) (string, bool) {
 	}
 	s, err := expand(n.Value, d.env)
 	if err != nil {
-		d.errorf(n.Line, key, "%s", err)
+		msg := err.Error()
+		if u, ok := errors.AsType[*unsetError](err); ok && u.name == credentialsVar {
+			msg = fmt.Sprintf("%s (in %s): %s", msg, n.Value, credentialsHint(d.file, n.Value))
+		}
+		d.errorf(n.Line, key, "%s", msg)
 		return "", false
 	}
 	return s, true
 }
 
 // typed decodes a non-string scalar after expansion. An expanded plain
-// scalar is re-resolved (rate_limit: ${RATE} is a number once RATE=8).
+// scalar is re-resolved (rate_limit: ${RATE} is a number once RATE=8). The
+// message quotes the value as written.
 func (d *decoder) typed(n *yaml.Node, key string, out any, msg string) bool {
 	s, ok := d.scalar(n, key)
 	if !ok {
@@ -241,8 +237,10 @@ func (d *decoder) typed(n *yaml.Node, key string, out any, msg string) bool {
 			tmp.Tag = ""
 		}
 	}
-	if err := tmp.Decode(out); err != nil {
-		d.errorf(n.Line, key, "%s, got %q", msg, s)
+	_, wantInt := out.(*int)
+	// yaml would truncate 1.5 to an int.
+	if err := tmp.Decode(out); err != nil || wantInt && tmp.ShortTag() == "!!float" {
+		d.errorf(n.Line, key, "%s, got %q", msg, n.Value)
 		return false
 	}
 	return true
@@ -293,7 +291,7 @@ func expand(s string, env func(string) (string, bool)) (string, error) {
 			}
 			val, ok := env(name)
 			if !ok {
-				return "", fmt.Errorf("environment variable %s is not set", name)
+				return "", &unsetError{name}
 			}
 			b.WriteString(val)
 			i += 2 + end
@@ -302,6 +300,30 @@ func expand(s string, env func(string) (string, bool)) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// unsetError: ${NAME} names a variable the environment does not have.
+type unsetError struct{ name string }
+
+func (e *unsetError) Error() string { return "environment variable " + e.name + " is not set" }
+
+// vars lists the variables a value as written expands, in order.
+func vars(raw string) []string {
+	var out []string
+	for i := 0; i+1 < len(raw); i++ {
+		switch {
+		case raw[i] == '$' && raw[i+1] == '$':
+			i++
+		case raw[i] == '$' && raw[i+1] == '{':
+			end := strings.IndexByte(raw[i+2:], '}')
+			if end < 0 {
+				return out
+			}
+			out = append(out, raw[i+2:i+2+end])
+			i += 2 + end
+		}
+	}
+	return out
 }
 
 func validEnvName(s string) bool {

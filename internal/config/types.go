@@ -50,6 +50,7 @@ type Email struct {
 type Account struct {
 	Name           string
 	URL            string // base URL, no trailing slash, e.g. https://aff-gh.retailcrm.ru
+	URLAsWritten   string // URL as the file writes it, ${VAR} unexpanded: what logs and messages show
 	APIKey         Secret
 	Statuses       []string
 	Sites          []string // empty: all sites the key sees
@@ -61,7 +62,7 @@ type Account struct {
 	SkipOwnChanges bool
 	RateLimit      float64       // API requests per second, 1..10 (default 8)
 	LookBack       int           // most history entries re-read below the cursor per poll (default 10000)
-	LookBackTime   time.Duration // successful polling a passed cursor position stays in the look-back window (default 2m)
+	LookBackTime   time.Duration // successful polling a passed cursor position stays in the look-back window (default 2m or two intervals)
 	PageBudget     int           // history pages per tick (default 50)
 	Timeout        time.Duration // per API request (default 30s)
 	Reconcile      Reconcile
@@ -78,18 +79,19 @@ type Reconcile struct {
 
 // Webhook is one downstream endpoint of an account.
 type Webhook struct {
-	Name        string // unique within the account; store key and metric label (default "1", "2", ...)
-	URL         string
-	Method      string // POST | GET
-	Format      string // json | form | query | template
-	Params      []Param
-	Body        *tmpl.Template // format: template
-	Headers     Headers        // extra request headers; values print as REDACTED
-	Secrets     []Secret       // "whsec_..." values; several during rotation, one signature each
-	Timeout     time.Duration
-	SuccessBody string
-	Retry       Retry
-	Concurrency int // parallel deliveries (default 4)
+	Name         string // unique within the account: its identity (store key, metric label); required unless it is the only one ("1")
+	URL          string
+	URLAsWritten string // URL as the file writes it, ${VAR} unexpanded: what logs and messages show
+	Method       string // POST | GET
+	Format       string // json | form | query | template
+	Params       []Param
+	Body         *tmpl.Template // format: template
+	Headers      Headers        // extra request headers; values print as REDACTED
+	Secrets      []Secret       // "whsec_..." values; several during rotation, one signature each
+	Timeout      time.Duration
+	SuccessBody  string
+	Retry        Retry
+	Concurrency  int // parallel deliveries (default 4)
 }
 
 // Param is one trigger-style parameter, in the order the config lists them.
@@ -159,11 +161,40 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 // MarshalJSON keeps secrets out of JSON dumps.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
 
-// LogValue logs an account as its identity, never its key's value.
+// String implements fmt.Stringer: what LogValue shows. Printing an Account
+// with %v, inside a slice or a Config, must not show an expanded URL.
+func (a Account) String() string { return a.LogValue().String() }
+
+// GoString implements fmt.GoStringer.
+func (a Account) GoString() string { return a.String() }
+
+// MarshalJSON keeps expanded URLs and secrets out of JSON dumps.
+func (a Account) MarshalJSON() ([]byte, error) { return groupJSON(a.LogValue()) }
+
+// String implements fmt.Stringer: what LogValue shows.
+func (w Webhook) String() string { return w.LogValue().String() }
+
+// GoString implements fmt.GoStringer.
+func (w Webhook) GoString() string { return w.String() }
+
+// MarshalJSON keeps expanded URLs and secrets out of JSON dumps.
+func (w Webhook) MarshalJSON() ([]byte, error) { return groupJSON(w.LogValue()) }
+
+// groupJSON renders a LogValue group as a JSON object.
+func groupJSON(v slog.Value) ([]byte, error) {
+	m := map[string]any{}
+	for _, a := range v.Group() {
+		m[a.Key] = a.Value.Resolve().Any()
+	}
+	return json.Marshal(m)
+}
+
+// LogValue logs an account as its identity, never its key's value; the URL
+// as written, since a variable in it may hold a token.
 func (a Account) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("name", a.Name),
-		slog.String("url", a.URL),
+		slog.String("url", a.URLAsWritten),
 		slog.Any("api_key", a.APIKey),
 		slog.Any("statuses", a.Statuses),
 		slog.Int("webhooks", len(a.Webhooks)),
@@ -171,11 +202,12 @@ func (a Account) LogValue() slog.Value {
 }
 
 // LogValue logs a webhook without its secrets or header values (an
-// Authorization header is as secret as the signing key).
+// Authorization header is as secret as the signing key), and its URL as
+// written (a token in its query or path stays ${TOKEN}).
 func (w Webhook) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("name", w.Name),
-		slog.String("url", w.URL),
+		slog.String("url", w.URLAsWritten),
 		slog.String("method", w.Method),
 		slog.String("format", w.Format),
 		slog.Int("secrets", len(w.Secrets)),
