@@ -2,13 +2,10 @@ package daemon
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,7 +15,6 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
 )
 
 // account is one scheduled account.
@@ -58,7 +54,7 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 		}
 		spec, err := cron.ParseStandard(ac.Schedule)
 		if err != nil {
-			return nil, fmt.Errorf("account %s: schedule %q: %w", ac.Name, ac.Schedule, err)
+			return nil, fmt.Errorf("account %s: schedule: %w", ac.Name, err)
 		}
 		a := &account{
 			cfg:     ac,
@@ -66,7 +62,7 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 			poller:  poll.New(ac, client, d.st, d.m, log, d.disp.Notify),
 			pollCtx: d.pollCtx,
 		}
-		a.every = interval(spec, time.Now())
+		a.every = ac.Interval()
 		a.sched = shifted{Schedule: spec, offset: startOffset(ac.Name, a.every)}
 		out = append(out, a)
 	}
@@ -184,77 +180,4 @@ func (d *daemon) stale(now time.Time) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// fingerprint hashes everything in a config value, secrets included (by
-// value: a new API key must reschedule the account), so a reload can tell
-// changed accounts from unchanged ones.
-func fingerprint(v any) [32]byte {
-	h := sha256.New()
-	canon(h, reflect.ValueOf(v))
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
-}
-
-var (
-	templateType = reflect.TypeFor[*tmpl.Template]()
-	locationType = reflect.TypeFor[*time.Location]()
-	timeType     = reflect.TypeFor[time.Time]()
-)
-
-// canon writes a canonical form of v: templates by source, locations by
-// name, times as RFC 3339, maps in key order. reflect.DeepEqual would not
-// do: templates and locations are pointers to structs with caches.
-func canon(w interface{ Write([]byte) (int, error) }, v reflect.Value) {
-	put := func(s string) { w.Write([]byte(strconv.Quote(s) + ";")) }
-	switch v.Type() {
-	case templateType:
-		if v.IsNil() {
-			put("<nil>")
-		} else {
-			put(v.Interface().(*tmpl.Template).Source())
-		}
-		return
-	case locationType:
-		if v.IsNil() {
-			put("<nil>")
-		} else {
-			put(v.Interface().(*time.Location).String())
-		}
-		return
-	case timeType:
-		put(v.Interface().(time.Time).Format(time.RFC3339Nano))
-		return
-	}
-	switch v.Kind() {
-	case reflect.Struct:
-		for i := range v.NumField() {
-			put(v.Type().Field(i).Name)
-			canon(w, v.Field(i))
-		}
-	case reflect.Slice, reflect.Array:
-		put("[" + strconv.Itoa(v.Len()))
-		for i := range v.Len() {
-			canon(w, v.Index(i))
-		}
-	case reflect.Map:
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
-		put("{" + strconv.Itoa(len(keys)))
-		for _, k := range keys {
-			canon(w, k)
-			canon(w, v.MapIndex(k))
-		}
-	case reflect.Pointer:
-		if v.IsNil() {
-			put("<nil>")
-		} else {
-			canon(w, v.Elem())
-		}
-	case reflect.String:
-		put(v.String()) // the raw value, also for config.Secret
-	default:
-		put(fmt.Sprint(v.Interface()))
-	}
 }

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/robfig/cron/v3"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
@@ -179,11 +179,7 @@ func TestLongRun(t *testing.T) {
 		}
 	}()
 
-	spec, err := cron.ParseStandard(schedule)
-	if err != nil {
-		t.Fatal(err)
-	}
-	every := interval(spec, time.Now())
+	every := config.Account{Schedule: schedule}.Interval()
 	warm := every + min(every, maxOffset) + 5*time.Second
 	t.Logf("%d accounts on %q: warming up for %v, then measuring for %v", accounts, schedule, warm, measure)
 	time.Sleep(warm)

@@ -76,7 +76,7 @@ func (d *daemon) reload() {
 func changedAccounts(old, cfg *config.Config) []config.Account {
 	var out []config.Account
 	for _, a := range cfg.Accounts {
-		if prev, ok := old.Account(a.Name); !ok || fingerprint(*prev) != fingerprint(a) {
+		if prev, ok := old.Account(a.Name); !ok || !prev.Equal(a) {
 			out = append(out, a)
 		}
 	}
@@ -104,7 +104,7 @@ func (d *daemon) keepStartOnly(old, cfg *config.Config) {
 	if cfg.Log != old.Log {
 		warn("log")
 	}
-	if fingerprint(old.Alerts) != fingerprint(cfg.Alerts) {
+	if !old.Alerts.Equal(cfg.Alerts) {
 		warn("alerts")
 	}
 }

@@ -28,13 +28,6 @@ func startOffset(name string, interval time.Duration) time.Duration {
 	return time.Duration(h.Sum64()%uint64(limit/time.Millisecond)) * time.Millisecond
 }
 
-// interval is the gap between two consecutive ticks of s after now: the
-// exact delay for @every, an approximation for calendar specs.
-func interval(s cron.Schedule, now time.Time) time.Duration {
-	next := s.Next(now)
-	return s.Next(next).Sub(next)
-}
-
 // shifted moves every tick of a schedule later by offset.
 type shifted struct {
 	cron.Schedule

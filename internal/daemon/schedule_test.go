@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
 )
 
 func mustParse(t *testing.T, spec string) cron.Schedule {
@@ -54,25 +54,6 @@ func TestStartOffset(t *testing.T) {
 				t.Errorf("offsets fall in %d distinct seconds, want about %d", len(seconds), want)
 			}
 		})
-	}
-}
-
-func TestInterval(t *testing.T) {
-	now := time.Date(2026, 11, 23, 9, 7, 30, 0, time.UTC)
-	tests := []struct {
-		spec string
-		want time.Duration
-	}{
-		{"@every 1m", time.Minute},
-		{"@every 5s", 5 * time.Second},
-		{"*/5 * * * *", 5 * time.Minute},
-		{"@hourly", time.Hour},
-		{"0 9 * * *", 24 * time.Hour},
-	}
-	for _, tt := range tests {
-		if got := interval(mustParse(t, tt.spec), now); got != tt.want {
-			t.Errorf("interval(%q) = %v, want %v", tt.spec, got, tt.want)
-		}
 	}
 }
 
@@ -123,39 +104,48 @@ func TestBackoffTicks(t *testing.T) {
 	}
 }
 
-func TestFingerprint(t *testing.T) {
-	mk := func(key, header, body string) config.Account {
-		tpl, err := tmpl.Parse(body)
+// TestChangedAccounts: a reload restarts exactly the accounts that are new
+// or differ (config.Account.Equal, tested field by field in package
+// config), a new API key or template included.
+func TestChangedAccounts(t *testing.T) {
+	load := func(key, body string) *config.Config {
+		t.Helper()
+		src := fmt.Sprintf(`accounts:
+  - name: ghana
+    url: https://aff-gh.retailcrm.ru
+    api_key: %s
+    webhooks:
+      - url: https://example.com/hook
+        format: template
+        body: '%s'
+  - name: accra
+    url: https://aff-gh.retailcrm.ru
+    api_key: same
+    webhooks: [{url: https://example.com/hook}]
+`, key, body)
+		cfg, err := config.Parse("c.yaml", []byte(src), func(string) (string, bool) { return "", false })
 		if err != nil {
 			t.Fatal(err)
 		}
-		loc, err := time.LoadLocation("Europe/Moscow")
-		if err != nil {
-			t.Skip("no tzdata:", err)
-		}
-		return config.Account{
-			Name: "ghana", APIKey: config.Secret(key), TimeZone: loc, Schedule: "@every 1m",
-			Webhooks: []config.Webhook{{
-				Name: "1", URL: "https://example.com", Body: tpl,
-				Headers: map[string]string{"X-A": header, "X-B": "b"},
-				Secrets: []config.Secret{"whsec_x"},
-			}},
-		}
+		return cfg
 	}
-	base := fingerprint(mk("k1", "a", "{{ order.id }}"))
+	base := load("k1", "{{ order.id }}")
 	tests := []struct {
 		name string
-		acct config.Account
-		same bool
+		cfg  *config.Config
+		want []string
 	}{
-		{"identical, loaded again", mk("k1", "a", "{{ order.id }}"), true},
-		{"new api key", mk("k2", "a", "{{ order.id }}"), false},
-		{"header", mk("k1", "z", "{{ order.id }}"), false},
-		{"template", mk("k1", "a", "{{ order.number }}"), false},
+		{"identical, loaded again", load("k1", "{{ order.id }}"), nil},
+		{"new api key", load("k2", "{{ order.id }}"), []string{"ghana"}},
+		{"template", load("k1", "{{ order.number }}"), []string{"ghana"}},
 	}
 	for _, tt := range tests {
-		if got := fingerprint(tt.acct) == base; got != tt.same {
-			t.Errorf("%s: same fingerprint = %v, want %v", tt.name, got, tt.same)
+		var got []string
+		for _, a := range changedAccounts(base, tt.cfg) {
+			got = append(got, a.Name)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: changed %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
