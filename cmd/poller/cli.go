@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Exit codes (DESIGN.md, "Command line").
+// Exit codes, the same for every command.
 const (
 	exitOK      = 0
 	exitFailure = 1 // runtime failure
@@ -32,6 +32,7 @@ func commands() []command {
 		{"dlq", "list|retry|drop -config FILE [-account A] [EVENT_ID...]", "inspect, retry or drop dead letters", cmdDLQ},
 		{"send-test", "-config FILE -account A", "send one synthetic event to the account's webhooks", cmdSendTest},
 		{"demo", "[-duration D]", "simulator + daemon + receiver in one process", cmdDemo},
+		{"config", configArgs, "print the config file's JSON Schema", cmdConfig},
 		{"version", "", "print the version", cmdVersion},
 	}
 }
