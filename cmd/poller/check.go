@@ -9,7 +9,6 @@ import (
 	"syscall"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/check"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
@@ -23,10 +22,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
 		return code
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+	cfg, code, ok := loadConfig(*path, stderr)
+	if !ok {
+		return code
 	}
 	fmt.Fprintln(stdout, check.Summary(cfg))
 	if !*online {

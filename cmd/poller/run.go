@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -26,10 +25,9 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	}
 	// Load once here so an invalid config exits 2 before anything starts and
 	// the logger gets its configured level and format.
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitUsage
+	cfg, code, ok := loadConfig(*path, stderr)
+	if !ok {
+		return code
 	}
 	log := logging.New(cfg.Log, stderr)
 
@@ -37,7 +35,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	defer stop()
 	reload := forwardHUP(ctx)
 
-	err = daemon.Run(ctx, daemon.Options{
+	err := daemon.Run(ctx, daemon.Options{
 		ConfigPath: *path,
 		Version:    version.String(),
 		Logger:     log,
