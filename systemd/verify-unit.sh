@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks systemd/retailcrm-poller.service: `systemd-analyze verify` passes and
+# Checks systemd/retailcrm-poller.service: `systemd-analyze verify` passes,
+# also with its commented-out LoadCredential= examples enabled, and
 # `systemd-analyze security --offline=true` rates its exposure 2.0 or lower.
 # verify needs the ExecStart binary to exist, so the unit is checked as a copy
 # pointing at a freshly built poller. Used by .ci/run and `make verify-unit`.
@@ -15,6 +16,13 @@ sed "s#/usr/bin/poller#$tmp/poller#g" "$unit" >"$tmp/retailcrm-poller.service"
 
 echo "systemd-analyze verify $unit"
 systemd-analyze verify "$tmp/retailcrm-poller.service"
+
+# The credential examples must stay valid lines once uncommented.
+mkdir "$tmp/creds"
+grep -q '^#LoadCredential=' "$tmp/retailcrm-poller.service"
+sed 's/^#LoadCredential=/LoadCredential=/' "$tmp/retailcrm-poller.service" >"$tmp/creds/retailcrm-poller.service"
+echo "systemd-analyze verify $unit (LoadCredential= examples enabled)"
+systemd-analyze verify "$tmp/creds/retailcrm-poller.service"
 
 out=$(systemd-analyze security --offline=true --no-pager "$tmp/retailcrm-poller.service")
 line=$(grep -E 'Overall exposure level' <<<"$out" || true)
