@@ -89,7 +89,9 @@ func TestRedactURL(t *testing.T) {
 	tests := map[string]string{
 		"https://u:p@app.example.com/hook?token=s3cret#x": "https://app.example.com/hook",
 		"http://127.0.0.1:8080/a/b":                       "http://127.0.0.1:8080/a/b",
-		"http://[::1":                                     "(invalid URL)",
+		"https://u:${PASS}@${HOST}/hooks/${TOKEN}?t=${T}": "https://${HOST}/hooks/${TOKEN}",
+		"https://h.example.com":                           "https://h.example.com",
+		"not a url":                                       "not a url",
 	}
 	for in, want := range tests {
 		if got := redactURL(in); got != want {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,7 +49,7 @@ func cmdSendTest(args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	for _, wh := range acct.Webhooks {
 		res, err := deliver.Send(ctx, nil, wh, ev, version.UserAgent(), now)
-		target := wh.Method + " " + redactURL(wh.URL)
+		target := wh.Method + " " + redactURL(wh.URLAsWritten)
 		if err != nil {
 			failed++
 			fmt.Fprintf(stdout, "FAIL  webhook %s (%s): %v\n", wh.Name, target, err)
@@ -109,12 +109,22 @@ func testEvent(a config.Account, now time.Time) event.Event {
 	}
 }
 
-// redactURL drops the query and user info, which may carry credentials.
+// redactURL drops the query, fragment and user info of a URL as written,
+// which may carry credentials typed into the file; the rest stays as
+// written (${VAR} included), so it is cut as text, not parsed.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(invalid URL)"
+	s, _, _ = strings.Cut(s, "#")
+	s, _, _ = strings.Cut(s, "?")
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
 	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
+	authority, path, slash := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		authority = authority[i+1:]
+	}
+	if slash {
+		path = "/" + path
+	}
+	return scheme + "://" + authority + path
 }
