@@ -532,8 +532,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a {x: 1}\nb: &b {<<: [*a, *a, *a, *a]}\naccounts: [{<<: [*b, *b, *b, *b]}]\n"))
 	// Aliases: fan-out past the bound, real reuse, cycles through lists,
 	// mappings and merge lists.
-	f.Add(aliasBomb(300))
-	f.Add(aliasBomb(20))
+	f.Add(aliasBomb(f))
 	f.Add(anchoredAccounts(30))
 	f.Add([]byte("a: &a {b: [1, {c: *a}]}\n"))
 	f.Add([]byte("accounts: [&x {name: a, <<: [*x]}]\n"))
