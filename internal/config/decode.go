@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -92,31 +93,44 @@ func (d *decoder) mapping(v reflect.Value, n *yaml.Node, key string) {
 		d.errorf(n.Line, key, "must be a mapping")
 		return
 	}
-	fields := map[string]reflect.Value{}
-	structFields(v, fields)
+	fields := keyIndex(v.Type())
 	for _, p := range d.pairs(n, key) {
-		f, ok := fields[p.name]
+		idx, ok := fields[p.name]
 		if !ok {
 			d.errorf(p.key.Line, join(key, p.name), "unknown key")
 			continue
 		}
-		d.value(f, p.value, join(key, p.name))
+		d.value(v.FieldByIndex(idx), p.value, join(key, p.name))
 	}
 }
 
-func structFields(v reflect.Value, out map[string]reflect.Value) {
-	t := v.Type()
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if opts == "inline" {
-			structFields(v.Field(i), out)
-			continue
-		}
-		if name != "" && name != "-" {
-			out[name] = v.Field(i)
+// keyIndexes caches keyIndex: a file decodes the same few structs
+// thousands of times.
+var keyIndexes sync.Map // reflect.Type -> map[string][]int
+
+// keyIndex maps a struct's YAML keys to its fields' index paths.
+func keyIndex(t reflect.Type) map[string][]int {
+	if m, ok := keyIndexes.Load(t); ok {
+		return m.(map[string][]int)
+	}
+	m := map[string][]int{}
+	var add func(t reflect.Type, prefix []int)
+	add = func(t reflect.Type, prefix []int) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			idx := append(prefix[:len(prefix):len(prefix)], i)
+			name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+			switch {
+			case opts == "inline":
+				add(sf.Type, idx)
+			case name != "" && name != "-":
+				m[name] = idx
+			}
 		}
 	}
+	add(t, nil)
+	keyIndexes.Store(t, m)
+	return m
 }
 
 type pair struct {
