@@ -3,7 +3,10 @@
 // files, a defaults: block merged into every account, built-in defaults and
 // validation of every field. Every error names the file, line and key, and
 // all of them are reported at once, so one `poller check` shows everything
-// that is wrong.
+// that is wrong. Messages quote values as written (${VAR} unexpanded), so
+// they never show a secret; aliases that would expand a small file into a
+// huge one are refused before decoding. Schema describes the same keys as
+// a JSON Schema.
 package config
 
 import (

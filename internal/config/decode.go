@@ -321,22 +321,14 @@ type unsetError struct{ name string }
 
 func (e *unsetError) Error() string { return "environment variable " + e.name + " is not set" }
 
-// vars lists the variables a value as written expands, in order.
+// vars lists the variables a value as written expands, in order, by the
+// same parsing as expand.
 func vars(raw string) []string {
 	var out []string
-	for i := 0; i+1 < len(raw); i++ {
-		switch {
-		case raw[i] == '$' && raw[i+1] == '$':
-			i++
-		case raw[i] == '$' && raw[i+1] == '{':
-			end := strings.IndexByte(raw[i+2:], '}')
-			if end < 0 {
-				return out
-			}
-			out = append(out, raw[i+2:i+2+end])
-			i += 2 + end
-		}
-	}
+	_, _ = expand(raw, func(name string) (string, bool) { // nothing to fail: every name is "set"
+		out = append(out, name)
+		return "", true
+	})
 	return out
 }
 
