@@ -281,15 +281,17 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("no_progress %d, id_order %d anomalies, want 1 and 2", s.anomalies(anomalyNoProgress), s.anomalies(anomalyIDOrder))
 		}
 	})
-	t.Run("undecodable entry", func(t *testing.T) {
+	t.Run("entry without an id", func(t *testing.T) {
 		s := newScripted(t)
 		s.api.set(0, page(2, 1, statusTo(5, 1, "approved"), `{"field": "status", "newValue": {"code": "approved"}}`))
-		err := s.p.Poll(context.Background())
-		if !errors.Is(err, retailcrm.ErrBadResponse) {
-			t.Fatalf("Poll = %v, want a bad-response error", err)
+		if err := s.p.Poll(context.Background()); err != nil {
+			t.Fatalf("Poll = %v: one entry without an id must not fail the page", err)
 		}
-		if st := s.state(); st.Initialized || st.Cursor != 0 || len(s.outbox()) != 0 {
-			t.Fatalf("state %+v after an undecodable page, want untouched", st)
+		if got := s.eventIDs(); !sameIDs(got, 5) {
+			t.Errorf("events %v, want 5", got)
+		}
+		if c := s.state().Cursor; c != 5 {
+			t.Errorf("cursor %d, want 5: never past the entry without an id", c)
 		}
 	})
 }
