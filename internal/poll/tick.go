@@ -190,12 +190,9 @@ func (t *tick) page(ctx context.Context, sinceID int64, page retailcrm.HistoryPa
 		if err := t.commit(ctx, stop, false); err != nil {
 			return 0, err
 		}
-		where := "sinceId " + fmt.Sprint(sinceID)
-		if hi > 0 {
-			where = "history id " + fmt.Sprint(hi)
-		}
-		p.anomaly(anomalyBadID, "history entry without a readable id; the account stops before it", "after", where)
-		return 0, fmt.Errorf("%w: the entry after %s (cursor stays at %d)", ErrBadHistoryID, where, stop)
+		prevID := max(hi, sinceID)
+		p.anomaly(string(detect.AnomalyBadID), "history entry without a readable id; the account stops before it", "after_history_id", prevID)
+		return 0, fmt.Errorf("%w: the entry after history id %d (cursor stays at %d)", ErrBadHistoryID, prevID, stop)
 	}
 	if last <= sinceID {
 		last = hi
