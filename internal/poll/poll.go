@@ -87,9 +87,11 @@ type Poller struct {
 	webhooks []string
 	now      func() time.Time // tests move it to expire look-back marks
 
-	mu        sync.Mutex
-	status    Status
-	lastPrune time.Time
+	run       sync.Mutex // one Poll or Sweep at a time
+	lastPrune time.Time  // guarded by run
+
+	mu     sync.Mutex // guards status, which the admin socket reads at any time
+	status Status
 }
 
 // Status is what the poller knows beyond the store: the last successful
@@ -148,22 +150,29 @@ func (p *Poller) Status() Status {
 	return p.status
 }
 
+func (p *Poller) setStatus(fn func(*Status)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn(&p.status)
+}
+
 // Poll runs one tick: it pages through the history to its end and commits
 // events and cursor as it goes. A failed API call or commit returns an
 // error; chunks committed before it stay, nothing after it is committed and
 // the cursor does not pass it.
 func (p *Poller) Poll(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.run.Lock()
+	defer p.run.Unlock()
 	start := p.now()
 	err := p.poll(ctx, start)
 	if err != nil {
 		p.m.PollsTotal.WithLabelValues(p.acct.Name, "error").Inc()
 		return err
 	}
-	p.status.LastSuccess, p.status.Blocked = p.now(), ""
+	now := p.now()
+	p.setStatus(func(st *Status) { st.LastSuccess, st.Blocked = now, "" })
 	p.m.PollsTotal.WithLabelValues(p.acct.Name, "ok").Inc()
-	p.m.LastPollSuccess.WithLabelValues(p.acct.Name).Set(float64(p.status.LastSuccess.UnixNano()) / 1e9)
+	p.m.LastPollSuccess.WithLabelValues(p.acct.Name).Set(float64(now.UnixNano()) / 1e9)
 	return nil
 }
 
@@ -190,7 +199,7 @@ func (p *Poller) poll(ctx context.Context, start time.Time) error {
 	}
 	err = t.run(ctx)
 	if errors.Is(err, ErrBadHistoryID) {
-		p.status.Blocked = err.Error()
+		p.setStatus(func(st *Status) { st.Blocked = err.Error() })
 	}
 	return err
 }
