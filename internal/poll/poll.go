@@ -89,19 +89,6 @@ type Poller struct {
 
 	run       sync.Mutex // one Poll or Sweep at a time
 	lastPrune time.Time  // guarded by run
-
-	mu     sync.Mutex // guards status, which the admin socket reads at any time
-	status Status
-}
-
-// Status is what the poller knows beyond the store: the last successful
-// poll (an idle poll writes nothing) and the last sweep.
-type Status struct {
-	LastSuccess time.Time
-	// Blocked is set while the history holds an entry whose own id cannot
-	// be read: the account makes no progress past it.
-	Blocked   string
-	LastSweep SweepResult
 }
 
 // New returns the poller of acct. log should be the account's logger
@@ -143,19 +130,6 @@ func ClientOptions(acct config.Account, m *metrics.Metrics, log *slog.Logger, us
 	}
 }
 
-// Status returns the poller's status.
-func (p *Poller) Status() Status {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.status
-}
-
-func (p *Poller) setStatus(fn func(*Status)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fn(&p.status)
-}
-
 // Poll runs one tick: it pages through the history to its end and commits
 // events and cursor as it goes. A failed API call or commit returns an
 // error; chunks committed before it stay, nothing after it is committed and
@@ -170,7 +144,6 @@ func (p *Poller) Poll(ctx context.Context) error {
 		return err
 	}
 	now := p.now()
-	p.setStatus(func(st *Status) { st.LastSuccess, st.Blocked = now, "" })
 	p.m.PollsTotal.WithLabelValues(p.acct.Name, "ok").Inc()
 	p.m.LastPollSuccess.WithLabelValues(p.acct.Name).Set(float64(now.UnixNano()) / 1e9)
 	return nil
@@ -197,11 +170,7 @@ func (p *Poller) poll(ctx context.Context, start time.Time) error {
 		created:   make(map[int64]bool),
 		young:     -1,
 	}
-	err = t.run(ctx)
-	if errors.Is(err, ErrBadHistoryID) {
-		p.setStatus(func(st *Status) { st.Blocked = err.Error() })
-	}
-	return err
+	return t.run(ctx)
 }
 
 func (p *Poller) location() *time.Location {

@@ -38,12 +38,6 @@ type SweepResult struct {
 	Error     string    `json:"error,omitempty"`
 }
 
-// SweepDue reports whether reconcile.every has passed since the last sweep.
-func (p *Poller) SweepDue(now time.Time) bool {
-	every := p.acct.Reconcile.Every
-	return every > 0 && now.Sub(p.Status().LastSweep.At) >= every
-}
-
 // Sweep runs one orders sweep.
 func (p *Poller) Sweep(ctx context.Context) (SweepResult, error) {
 	p.run.Lock()
@@ -53,7 +47,6 @@ func (p *Poller) Sweep(ctx context.Context) (SweepResult, error) {
 	if err != nil {
 		s.res.Error = err.Error()
 	}
-	p.setStatus(func(st *Status) { st.LastSweep = s.res })
 	return s.res, err
 }
 

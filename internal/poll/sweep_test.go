@@ -56,9 +56,6 @@ func TestSweepRecoversLateEntry(t *testing.T) {
 	if got := testutil.ToFloat64(h.m.ReconciledEvents.WithLabelValues("acme")); got != 1 {
 		t.Errorf("reconciled_events_total = %v, want 1", got)
 	}
-	if h.p.Status().LastSweep.Recovered != 1 {
-		t.Errorf("status last sweep %+v", h.p.Status().LastSweep)
-	}
 	// Nothing twice: neither the next sweep nor the poll.
 	hist, _ := h.requests()
 	if res := h.sweep(); res.Recovered != 0 || res.Checked != 0 {
@@ -128,25 +125,5 @@ func TestSweepRules(t *testing.T) {
 	}
 	if res := h.sweep(); res.Checked != 0 || res.Recovered != 0 {
 		t.Errorf("sweep after the poll %+v, want nothing", res)
-	}
-}
-
-func TestSweepDue(t *testing.T) {
-	h := newHarness(t, harnessOptions{seed: 204})
-	now := h.clock.Now()
-	if !h.p.SweepDue(now) {
-		t.Error("first sweep not due")
-	}
-	h.poll()
-	h.sweep()
-	if h.p.SweepDue(h.clock.Now().Add(9 * time.Minute)) {
-		t.Error("due before reconcile.every")
-	}
-	if !h.p.SweepDue(h.clock.Now().Add(10 * time.Minute)) {
-		t.Error("not due after reconcile.every")
-	}
-	h.p.acct.Reconcile.Every = 0
-	if h.p.SweepDue(h.clock.Now().Add(time.Hour)) {
-		t.Error("due with every: 0")
 	}
 }
