@@ -114,7 +114,7 @@ func (s *sweep) check(ctx context.Context, orders []retailcrm.Order) error {
 			continue // its latest transition was emitted or checked
 		}
 		s.res.Checked++
-		found, complete, err := s.history(ctx, o)
+		found, complete, err := s.history(ctx, o, changed)
 		if err != nil {
 			return err
 		}
@@ -145,11 +145,14 @@ func (s *sweep) check(ctx context.Context, orders []retailcrm.Order) error {
 
 // history reads an order's history within the window and returns the
 // qualifying transitions not yet emitted, with the order as listed.
-// complete is false when the history holds a qualifying transition the
-// poll has not reached: the next sweep looks at the order again.
-func (s *sweep) history(ctx context.Context, o retailcrm.Order) (found []store.NewEvent, complete bool, err error) {
+// complete is false when the next sweep must look at the order again: its
+// history holds a qualifying transition the poll has not reached, or its
+// last status entry does not show the order's status as of changed (that
+// entry commits late).
+func (s *sweep) history(ctx context.Context, o retailcrm.Order, changed time.Time) (found []store.NewEvent, complete bool, err error) {
 	p := s.p
 	complete = true
+	var last retailcrm.HistoryEntry // the newest status entry seen
 	var cands []detect.Candidate
 	f := retailcrm.HistoryFilter{OrderID: o.ID, StartDate: s.from, Location: p.location(), Limit: pageLimit}
 	pages := 0
@@ -157,6 +160,9 @@ func (s *sweep) history(ctx context.Context, o retailcrm.Order) (found []store.N
 	err = p.walk(ctx, f, func(page retailcrm.HistoryPage) (int64, error) {
 		pages++
 		for _, e := range page.History {
+			if e.Field == "status" && e.ID > last.ID {
+				last = e
+			}
 			if e.ID <= 0 || e.ID <= s.state.StartID {
 				continue
 			}
@@ -175,6 +181,7 @@ func (s *sweep) history(ctx context.Context, o retailcrm.Order) (found []store.N
 	if err != nil {
 		return nil, false, fmt.Errorf("sweep: history of order %d: %w", o.ID, err)
 	}
+	complete = complete && last.NewValue.Code() == o.Status && !p.parseTime(last.CreatedAt).Before(changed)
 	if len(cands) == 0 {
 		return nil, complete, nil
 	}

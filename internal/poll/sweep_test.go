@@ -70,6 +70,34 @@ func TestSweepRecoversLateEntry(t *testing.T) {
 	}
 }
 
+// An order whose status change is not in its history yet (the entry
+// commits late) is looked at again by the next sweep, which recovers it.
+func TestSweepWaitsForALateEntry(t *testing.T) {
+	h := newHarness(t, harnessOptions{seed: 205, account: func(a *config.Account) { a.LookBackTime = 5 * time.Second }})
+	o, other := h.crm.CreateOrder("main", "new"), h.crm.CreateOrder("main", "new")
+	h.poll()
+	late := lateEntry(h, time.Minute, func() int64 { return h.crm.SetStatus(o, "approved") })
+	h.crm.SetStatus(other, "cancel") // the cursor passes the late id
+	h.clock.Advance(time.Second)
+	h.poll()
+	h.clock.Advance(10 * time.Second)
+	h.poll() // the look-back window retires, the entry still hidden
+	if res := h.sweep(); res.Checked != 1 || res.Recovered != 0 {
+		t.Fatalf("sweep before the entry shows: %+v", res)
+	}
+	h.clock.Advance(time.Minute)
+	h.poll()
+	if hasOnce(h.outbox(), late) {
+		t.Fatal("the poll found the entry: the test needs the sweep to")
+	}
+	if res := h.sweep(); res.Checked != 1 || res.Recovered != 1 {
+		t.Errorf("sweep after the entry shows: %+v, want it checked again and recovered", res)
+	}
+	if !hasOnce(h.outbox(), late) {
+		t.Errorf("outbox %v, want %d once", ids(h.outbox()), late)
+	}
+}
+
 // When the poll emitted everything, a sweep costs ceil(M/100) requests.
 func TestSweepNothingMissing(t *testing.T) {
 	h := newHarness(t, harnessOptions{seed: 202})
