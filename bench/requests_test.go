@@ -138,26 +138,30 @@ func TestRequestsPerPoll(t *testing.T) {
 				t.Errorf("outbox holds %d events (%v), want %d", pending, err, tt.n)
 			}
 
-			// Right after activity the look-back window (look_back 200 ids,
-			// look_back_time 2m) is re-read; once the cursor has stood still
-			// for look_back_time the window is gone. A poller with a 1 ms
-			// look_back_time on the same store stands in for waiting 2m.
+			// Right after activity the look-back window is re-read, by every
+			// successful poll until one that started look_back_time after
+			// the burst; that one retires it, and the next poll is idle. A
+			// poller with a 1 ms look_back_time on the same store stands in
+			// for waiting 2m.
 			again := measurePoll(t, p, a)
 			quiet := acct
 			quiet.LookBackTime = time.Millisecond
 			time.Sleep(2 * time.Millisecond)
-			settled := measurePoll(t, newPoller(t, st, quiet), a)
+			qp := newPoller(t, st, quiet)
+			retiring := measurePoll(t, qp, a)
+			settled := measurePoll(t, qp, a)
 			if settled.total() != 1 {
 				t.Errorf("idle poll after look_back_time: %d requests, want 1", settled.total())
 			}
-			if lookBack := ceilDiv(min(h, acct.LookBack), 100) + 1; again.total() > lookBack {
-				t.Errorf("idle poll inside look_back_time: %d requests, want at most %d", again.total(), lookBack)
+			lookBack := ceilDiv(min(h, acct.LookBack), 100) + 1
+			if again.total() > lookBack || retiring.total() > lookBack {
+				t.Errorf("idle polls inside look_back_time: %d and %d requests, want at most %d", again.total(), retiring.total(), lookBack)
 			}
 
 			t.Logf("N=%d H=%d: burst %d requests (%d history + %d orders), goal <= %d, %.3f requests/event; "+
-				"first poll %d, idle %d, idle within look_back_time %d, idle after it %d",
+				"first poll %d, idle %d, idle within look_back_time %d, the poll that retires the window %d, idle after it %d",
 				tt.n, h, burst.total(), burst.history, burst.orders, bound, float64(burst.total())/float64(tt.n),
-				start.total(), idle.total(), again.total(), settled.total())
+				start.total(), idle.total(), again.total(), retiring.total(), settled.total())
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
 )
 
 // adminTimeout bounds a status or dlq command: the daemon answers from
@@ -45,15 +46,15 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return writeJSON(stdout, stderr, st)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tCURSOR\tLAST SUCCESS\tLAST POLL\tPENDING\tDEAD\tWEBHOOKS\tLAST ERROR")
+	fmt.Fprintln(tw, "ACCOUNT\tCURSOR\tLAST SUCCESS\tLAST POLL\tPENDING\tDEAD\tWEBHOOKS\tLAST SWEEP\tLAST ERROR")
 	for _, s := range st {
 		name := s.Account
 		if !s.Configured {
 			name += " (not in config)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", name, s.Cursor,
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", name, s.Cursor,
 			ago(s.LastSuccess), ago(s.LastPoll), s.Pending, s.Dead,
-			dash(strings.Join(s.Webhooks, ",")), dash(s.LastError))
+			dash(strings.Join(s.Webhooks, ",")), sweepText(s.LastSweep), dash(s.LastError))
 	}
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintf(stderr, "poller status: %v\n", err)
@@ -96,6 +97,18 @@ func ago(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339) + " (" + time.Since(t).Round(time.Second).String() + " ago)"
+}
+
+// sweepText summarises the last orders sweep.
+func sweepText(r *poll.SweepResult) string {
+	switch {
+	case r == nil:
+		return "-"
+	case r.Error != "":
+		return fmt.Sprintf("%s ago: failed", time.Since(r.At).Round(time.Second))
+	}
+	return fmt.Sprintf("%s ago: %d orders, %d checked, %d recovered",
+		time.Since(r.At).Round(time.Second), r.Orders, r.Checked, r.Recovered)
 }
 
 func dash(s string) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 )
 
@@ -30,20 +31,30 @@ type AccountStatus struct {
 	Configured  bool      `json:"configured"` // false: state left in the file by an account no longer in the config
 	Cursor      int64     `json:"cursor"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
-	// LastPoll and LastError are known only to the running daemon: they
-	// are empty when the status was read from the file.
+	// LastPoll, LastError, Blocked and LastSweep are known only to the
+	// running daemon: they are empty when the status was read from the
+	// file. LastSuccess read from the file is as of the daemon's last stop
+	// (idle polls write nothing).
 	LastPoll  time.Time `json:"last_poll,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
-	Pending   int       `json:"pending"`
-	Dead      int       `json:"dead"`
-	Webhooks  []string  `json:"webhooks"` // configured webhook names
+	// Blocked: the history holds an entry whose own id cannot be read; the
+	// account makes no progress past it.
+	Blocked   string            `json:"blocked,omitempty"`
+	LastSweep *poll.SweepResult `json:"last_sweep,omitempty"`
+	Pending   int               `json:"pending"`
+	Dead      int               `json:"dead"`
+	Webhooks  []string          `json:"webhooks"` // configured webhook names
 }
 
 // Runtime is what the daemon knows about an account's polling beyond the
-// file: the last attempt and its error.
+// file: the last success, the last attempt and its error, and the last
+// orders sweep.
 type Runtime struct {
-	LastPoll  time.Time
-	LastError string
+	LastSuccess time.Time
+	LastPoll    time.Time
+	LastError   string
+	Blocked     string
+	LastSweep   *poll.SweepResult
 }
 
 // status lists the configured accounts in config order, then accounts that
@@ -72,9 +83,10 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 	}
 	for i := range out {
 		s := &out[i]
+		var r Runtime
 		if rt != nil {
-			r := rt(s.Account)
-			s.LastPoll, s.LastError = r.LastPoll, r.LastError
+			r = rt(s.Account)
+			s.LastPoll, s.LastError, s.Blocked, s.LastSweep = r.LastPoll, r.LastError, r.Blocked, r.LastSweep
 		}
 		if st == nil {
 			continue
@@ -84,6 +96,9 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 			return nil, err
 		}
 		s.Cursor, s.LastSuccess = state.Cursor, state.LastSuccess
+		if r.LastSuccess.After(s.LastSuccess) {
+			s.LastSuccess = r.LastSuccess
+		}
 		if s.Pending, s.Dead, err = st.Counts(s.Account); err != nil {
 			return nil, err
 		}

@@ -2,7 +2,25 @@
 // Online, a live check of every account against its RetailCRM API (the key
 // is accepted, every configured status code exists, every configured site is
 // visible to the key). Accounts are checked concurrently and reported in
-// config order, one line each, so an operator sees all problems at once.
+// config order, one line each, so an operator sees all problems at once:
+//
+//	ok    NAME: key accepted; sites: SITES (HOW); statuses: CODES
+//	FAIL  NAME: REASON
+//
+// SITES are the configured sites, or the sites the key sees when none are
+// configured. HOW says where the key's sites came from, since
+// /api/credentials does not always list them:
+//
+//	listed in /api/credentials           sitesAvailable was in the answer
+//	siteAccess access_full, ...          no list, but the key sees every
+//	                                     site (SITES is then "every site"
+//	                                     when none are configured)
+//	from /api/v5/reference/sites, ...    no list and no full access: the
+//	                                     sites reference, which shows the
+//	                                     key's sites
+//
+// A configured site the key does not see fails the account with
+// "sites not available to the API key: S (the key sees: ...; HOW)".
 package check
 
 import (
@@ -11,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -117,9 +136,13 @@ func Account(ctx context.Context, a config.Account, opts Options) (string, error
 	if err != nil {
 		return "", fmt.Errorf("credentials: %w", err)
 	}
-	if missing := notIn(a.Sites, cred.SitesAvailable); len(missing) > 0 {
-		return "", fmt.Errorf("%w: %s (the key sees: %s)", ErrMissingSite,
-			strings.Join(missing, ", "), orNone(cred.SitesAvailable))
+	seen, err := keySites(ctx, c, cred)
+	if err != nil {
+		return "", err
+	}
+	if missing := notIn(a.Sites, seen.sites); !seen.all && len(missing) > 0 {
+		return "", fmt.Errorf("%w: %s (the key sees: %s; %s)", ErrMissingSite,
+			strings.Join(missing, ", "), orNone(seen.sites), seen.how)
 	}
 	statuses, err := c.Statuses(ctx)
 	if err != nil {
@@ -134,12 +157,42 @@ func Account(ctx context.Context, a config.Account, opts Options) (string, error
 	if len(missing) > 0 {
 		return "", fmt.Errorf("%w: %s", ErrMissingStatus, strings.Join(missing, ", "))
 	}
-	sites := a.Sites
-	if len(sites) == 0 {
-		sites = cred.SitesAvailable
+	sites := orNone(a.Sites)
+	switch {
+	case len(a.Sites) > 0:
+	case seen.all:
+		sites = "every site"
+	default:
+		sites = orNone(seen.sites)
 	}
-	return fmt.Sprintf("key accepted; sites: %s; statuses: %s",
-		orNone(sites), strings.Join(a.Statuses, ", ")), nil
+	return fmt.Sprintf("key accepted; sites: %s (%s); statuses: %s",
+		sites, seen.how, strings.Join(a.Statuses, ", ")), nil
+}
+
+// visibleSites are the sites an API key sees, and how that was found out.
+type visibleSites struct {
+	sites []string
+	all   bool // every site of the account
+	how   string
+}
+
+// keySites finds the sites the key sees: sitesAvailable when the
+// credentials answer lists them (it does not always: api-client-php's
+// published sample has none); every site with siteAccess access_full;
+// otherwise the sites reference, which lists the key's sites.
+func keySites(ctx context.Context, c *retailcrm.Client, cred retailcrm.Credentials) (visibleSites, error) {
+	switch {
+	case cred.SitesListed:
+		return visibleSites{sites: cred.SitesAvailable, how: "listed in /api/credentials"}, nil
+	case cred.SiteAccess == retailcrm.AccessFull:
+		return visibleSites{all: true, how: "siteAccess access_full, /api/credentials lists no sites"}, nil
+	}
+	ref, err := c.Sites(ctx)
+	if err != nil {
+		return visibleSites{}, fmt.Errorf("sites: %w", err)
+	}
+	return visibleSites{sites: slices.Sorted(maps.Keys(ref)),
+		how: "from /api/v5/reference/sites, /api/credentials lists no sites"}, nil
 }
 
 // notIn returns the elements of want that are absent from have.

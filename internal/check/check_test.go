@@ -19,6 +19,13 @@ func TestOnline(t *testing.T) {
 	sim := crmsim.New(crmsim.Options{Seed: 1})
 	sim.AddAccount(crmsim.AccountOptions{Name: "good", APIKey: "good-key", Sites: []string{"a", "b"}})
 	sim.AddAccount(crmsim.AccountOptions{Name: "custom", APIKey: "custom-key", Statuses: []string{"new", "paid", "done"}})
+	// /api/credentials without sitesAvailable, as api-client-php's sample:
+	// a key with full access, and one limited to some sites.
+	sim.AddAccount(crmsim.AccountOptions{Name: "full", APIKey: "full-key", Sites: []string{"a", "b"}, CredentialsWithoutSites: true})
+	sim.AddAccount(crmsim.AccountOptions{Name: "sel", APIKey: "sel-key", Sites: []string{"a", "b", "c"}, KeySites: []string{"c", "a"},
+		CredentialsWithoutSites: true})
+	broken := sim.AddAccount(crmsim.AccountOptions{Name: "broken", APIKey: "broken-key", KeySites: []string{"main"}, CredentialsWithoutSites: true})
+	broken.SetFaults(crmsim.Faults{Endpoint: crmsim.EndpointSites, HTML: 1000})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	acct := func(name, key string, statuses, sites []string) config.Account {
@@ -33,12 +40,25 @@ func TestOnline(t *testing.T) {
 		wantErr error  // nil: ok
 		wantMsg string // in the line
 	}{
-		{"ok all sites", acct("good", "good-key", []string{"approved"}, nil), nil, "sites: a, b; statuses: approved"},
-		{"ok one site", acct("good", "good-key", []string{"approved", "complete"}, []string{"b"}), nil, "sites: b; statuses: approved, complete"},
+		{"ok all sites", acct("good", "good-key", []string{"approved"}, nil), nil, "sites: a, b (listed in /api/credentials); statuses: approved"},
+		{"ok one site", acct("good", "good-key", []string{"approved", "complete"}, []string{"b"}), nil,
+			"sites: b (listed in /api/credentials); statuses: approved, complete"},
+		{"full access, no list", acct("full", "full-key", []string{"approved"}, nil), nil,
+			"ok    full: key accepted; sites: every site (siteAccess access_full, /api/credentials lists no sites); statuses: approved"},
+		{"full access, no list: configured sites are taken on trust", acct("full", "full-key", []string{"approved"}, []string{"b", "zz"}), nil,
+			"sites: b, zz (siteAccess access_full, /api/credentials lists no sites)"},
+		{"selective, no list", acct("sel", "sel-key", []string{"approved"}, nil), nil,
+			"sites: a, c (from /api/v5/reference/sites, /api/credentials lists no sites); statuses: approved"},
+		{"selective, no list, site configured", acct("sel", "sel-key", []string{"approved"}, []string{"c"}), nil,
+			"sites: c (from /api/v5/reference/sites, /api/credentials lists no sites)"},
+		{"selective, no list, site not seen", acct("sel", "sel-key", []string{"approved"}, []string{"b", "c"}), ErrMissingSite,
+			": b (the key sees: a, c; from /api/v5/reference/sites, /api/credentials lists no sites)"},
+		{"sites reference fails", acct("broken", "broken-key", []string{"approved"}, nil), retailcrm.ErrUnavailable, "FAIL  broken: sites: retailcrm: server error"},
 		{"wrong key", acct("good", "Zq9-not-the-key", []string{"approved"}, nil), retailcrm.ErrUnauthorized, "credentials:"},
 		{"not retailcrm", acct("nosuch", "Zq9-nosuch-key", []string{"approved"}, nil), retailcrm.ErrAccountNotFound, "credentials:"},
 		{"missing status", acct("custom", "custom-key", []string{"paid", "approved", "shipped"}, nil), ErrMissingStatus, ": approved, shipped"},
-		{"missing site", acct("good", "good-key", []string{"approved"}, []string{"a", "zz"}), ErrMissingSite, ": zz (the key sees: a, b)"},
+		{"missing site", acct("good", "good-key", []string{"approved"}, []string{"a", "zz"}), ErrMissingSite,
+			": zz (the key sees: a, b; listed in /api/credentials)"},
 		{"down", down, nil, "credentials:"},
 	}
 	for _, tt := range tests {

@@ -30,16 +30,20 @@ type account struct {
 	observed *observed
 }
 
-// observed is what the daemon knows about an account's polls. It survives
-// a reload that changes the account.
+// observed is what the daemon knows about an account's polls beyond the
+// store (an idle poll writes nothing there). It survives a reload that
+// changes the account.
 type observed struct {
 	mu          sync.Mutex
 	since       time.Time // scheduled at: readiness grace for an account not yet polled
 	lastSuccess time.Time
 	lastPoll    time.Time
 	lastError   string
-	failures    int // consecutive
-	skip        int // ticks left to skip (backoff)
+	blocked     string // the poll stops at a history entry without a readable id
+	lastSweep   poll.SweepResult
+	nextSweep   time.Time // sweeps of many accounts are spread over reconcile.every
+	failures    int       // consecutive
+	skip        int       // ticks left to skip (backoff)
 }
 
 // prepare builds the pollers of accts without scheduling them, so a reload
@@ -84,7 +88,7 @@ func (d *daemon) schedule(accts []*account, now time.Time) {
 			a.observed.failures, a.observed.skip = 0, 0
 			a.observed.mu.Unlock()
 		} else {
-			a.observed = &observed{since: now}
+			a.observed = &observed{since: now, nextSweep: now.Add(spread(a.cfg.Name+"/sweep", a.cfg.Reconcile.Every))}
 			if st, err := d.st.State(a.cfg.Name); err != nil {
 				a.log.Warn("reading account state", "error", err)
 			} else {
@@ -129,25 +133,48 @@ func (a *account) tick() {
 	start := time.Now()
 	err := a.poller.Poll(a.pollCtx)
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.lastPoll = start
 	switch {
 	case err == nil:
 		if o.failures > 0 {
 			a.log.Info("polling recovered", "failures", o.failures)
 		}
-		o.lastSuccess, o.lastError, o.failures = time.Now(), "", 0
+		o.lastSuccess, o.lastError, o.blocked, o.failures = time.Now(), "", "", 0
 	case errors.Is(err, context.Canceled) && a.pollCtx.Err() != nil:
 		// Shutdown cancelled the poll: not the account's failure.
 	default:
 		o.failures++
 		o.skip = backoffTicks(o.failures, a.every)
 		o.lastError = err.Error()
+		if errors.Is(err, poll.ErrBadHistoryID) {
+			o.blocked = err.Error()
+		}
 		a.log.Warn("poll failed", "error", err, "failures", o.failures, "skip_ticks", o.skip)
+	}
+	sweep := err == nil && a.cfg.Reconcile.Every > 0 && !time.Now().Before(o.nextSweep)
+	if sweep {
+		o.nextSweep = time.Now().Add(a.cfg.Reconcile.Every)
+	}
+	o.mu.Unlock()
+	if sweep {
+		a.sweep()
 	}
 }
 
-// runtime reports an account's last poll to the admin socket.
+// sweep runs the account's orders sweep after a successful poll.
+func (a *account) sweep() {
+	res, err := a.poller.Sweep(a.pollCtx)
+	if err != nil && a.pollCtx.Err() == nil {
+		a.log.Warn("orders sweep failed", "error", err)
+	} else if err == nil {
+		a.log.Debug("orders sweep done", "orders", res.Orders, "checked", res.Checked, "recovered", res.Recovered, "requests", res.Requests)
+	}
+	a.observed.mu.Lock()
+	a.observed.lastSweep = res
+	a.observed.mu.Unlock()
+}
+
+// runtime reports an account's polling to the admin socket.
 func (d *daemon) runtime(name string) admin.Runtime {
 	d.mu.Lock()
 	a, ok := d.accounts[name]
@@ -155,9 +182,30 @@ func (d *daemon) runtime(name string) admin.Runtime {
 	if !ok {
 		return admin.Runtime{}
 	}
-	a.observed.mu.Lock()
-	defer a.observed.mu.Unlock()
-	return admin.Runtime{LastPoll: a.observed.lastPoll, LastError: a.observed.lastError}
+	return a.observed.runtime()
+}
+
+func (o *observed) runtime() admin.Runtime {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	r := admin.Runtime{LastSuccess: o.lastSuccess, LastPoll: o.lastPoll, LastError: o.lastError, Blocked: o.blocked}
+	if !o.lastSweep.At.IsZero() {
+		sweep := o.lastSweep
+		r.LastSweep = &sweep
+	}
+	return r
+}
+
+// lastSuccesses returns each account's last successful poll, for the
+// store to keep across restarts.
+func (d *daemon) lastSuccesses() map[string]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[string]time.Time, len(d.accounts))
+	for name, a := range d.accounts {
+		out[name] = a.observed.runtime().LastSuccess
+	}
+	return out
 }
 
 // stale lists the accounts without a successful poll within three

@@ -256,6 +256,9 @@ func (d *daemon) shutdown(cancelPolls, cancelDisp context.CancelFunc, httpSrv *h
 			d.log.Warn("admin socket shutdown", "error", err)
 		}
 	}
+	if err := d.st.RecordLastSuccess(d.lastSuccesses()); err != nil {
+		d.log.Warn("recording the last successful polls", "error", err)
+	}
 	if err := d.st.Close(); err != nil {
 		d.log.Error("closing the store", "error", err)
 	}

@@ -19,12 +19,16 @@ const maxBackoff = 10 * time.Minute
 // not all hit their APIs in the same second, and a restart keeps each
 // account's phase.
 func startOffset(name string, interval time.Duration) time.Duration {
-	limit := min(interval, maxOffset)
+	return spread(name, min(interval, maxOffset))
+}
+
+// spread is a deterministic delay in [0, limit) for key, in milliseconds.
+func spread(key string, limit time.Duration) time.Duration {
 	if limit < time.Millisecond {
 		return 0
 	}
 	h := fnv.New64a()
-	h.Write([]byte(name))
+	h.Write([]byte(key))
 	return time.Duration(h.Sum64()%uint64(limit/time.Millisecond)) * time.Millisecond
 }
 

@@ -2,6 +2,10 @@ package detect
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
@@ -24,6 +28,18 @@ const (
 	commentEntry = `{"id": 7060, "createdAt": "2018-10-03 11:31:00", "source": "user", "user": {"id": 12},
 		"field": "manager_comment", "oldValue": null, "newValue": "call back",
 		"order": {"id": 512, "managerId": 3, "site": "main", "status": "approved"}}`
+	itemCreation = `{"id": 7080, "createdAt": "2018-10-03 11:33:00", "created": true, "source": "user", "user": {"id": 12},
+		"field": "order_product", "oldValue": null, "newValue": {"id": 90, "offer": {"id": 3, "externalId": "sku-3"}},
+		"order": {"id": 512, "managerId": 3, "site": "main", "status": "approved"},
+		"item": {"id": 90, "initialPrice": 15, "quantity": 1, "status": "new", "offer": {"id": 3, "externalId": "sku-3"}}}`
+	paymentCreation = `{"id": 7081, "createdAt": "2018-10-03 11:34:00", "created": "true", "source": "api", "apiKey": {"current": false},
+		"field": "payments", "oldValue": null, "newValue": {"id": 91, "type": "cash"},
+		"order": {"id": 512, "managerId": 3, "site": "main", "status": "approved"},
+		"payment": {"id": 91, "status": "not-paid", "type": "cash", "amount": 100}}`
+	mergedAway = `{"id": 7090, "createdAt": "2018-10-03 11:40:00", "deleted": true, "source": "user", "user": {"id": 12},
+		"field": "id", "oldValue": 512, "newValue": null,
+		"order": {"id": 512, "managerId": 3, "site": "main", "status": "approved"},
+		"combinedTo": {"id": 530, "managerId": 3, "site": "main", "status": "approved"}}`
 	deletionEntry = `{"id": 7070, "createdAt": "2018-10-03 11:32:00", "deleted": true, "source": "user", "user": {"id": 12},
 		"field": "id", "oldValue": 512, "newValue": null,
 		"order": {"id": 512, "managerId": 3, "site": "main", "status": "approved"}}`
@@ -108,10 +124,47 @@ func TestDetect(t *testing.T) {
 				map[string]any{"id": 513, "site": "main", "status": "approved"}),
 		},
 		{
-			name: "creation shape without status field", rules: rules(nil), emit: true, typ: event.Created,
-			entry:  with(t, with(t, with(t, creationEntry, "field", "id"), "newValue", 513), "oldValue", nil),
+			// A customer's creation has this shape; an order's never does.
+			name: "creation entry of field id", rules: rules(nil), skip: SkipField,
+			entry: with(t, with(t, with(t, creationEntry, "field", "id"), "newValue", 513), "oldValue", nil),
+		},
+		{
+			name: "creation without field", rules: rules(nil), skip: AnomalyNoField, anomaly: AnomalyNoField,
+			entry: with(t, creationEntry, "field", nil),
+		},
+		{
+			name: "creation with null newValue takes the order's status", rules: rules(nil), emit: true, typ: event.Created,
+			entry:  with(t, creationEntry, "newValue", nil),
 			change: event.Change{HistoryID: 7001, Field: "status", NewValue: "approved", Source: "user", CreatedAt: "2018-10-03 11:20:00"},
 		},
+		{name: "item creation", rules: rules(nil), entry: itemCreation, skip: SkipItem},
+		{name: "payment creation", rules: rules(nil), entry: paymentCreation, skip: SkipPayment},
+		{
+			name: "item creation with field status", rules: rules(nil), skip: SkipItem,
+			entry: with(t, creationEntry, "item", map[string]any{"id": 90, "offer": map[string]int{"id": 3}}),
+		},
+		{
+			name: "payment creation with field status", rules: rules(nil), skip: SkipPayment,
+			entry: with(t, creationEntry, "payment", map[string]any{"id": 91, "type": "cash"}),
+		},
+		{
+			// PHP's empty array is no item: this is still the order's creation.
+			name: "creation with empty item", rules: rules(nil), emit: true, typ: event.Created,
+			entry:  with(t, with(t, creationEntry, "item", []any{}), "payment", map[string]any{}),
+			change: event.Change{HistoryID: 7001, Field: "status", NewValue: "approved", Source: "user", CreatedAt: "2018-10-03 11:20:00"},
+		},
+		{
+			// An item change (not a creation) in field status is still the order's status.
+			name: "status change with an item", rules: rules(nil), emit: true, typ: event.StatusChanged,
+			entry:  with(t, statusEntry, "item", map[string]any{"id": 90}),
+			change: event.Change{HistoryID: 7044, Field: "status", OldValue: "new", NewValue: "approved", Source: "user", CreatedAt: "2018-10-03 11:28:38"},
+		},
+		{
+			name: "status change by code", rules: rules(func(a *config.Account) { a.SkipOwnChanges = true }), emit: true, typ: event.StatusChanged,
+			entry:  with(t, with(t, statusEntry, "source", "code"), "user", nil),
+			change: event.Change{HistoryID: 7044, Field: "status", OldValue: "new", NewValue: "approved", Source: "code", CreatedAt: "2018-10-03 11:28:38"},
+		},
+		{name: "merged away", rules: rules(nil), entry: mergedAway, skip: SkipDeleted},
 		{
 			name: "site filter passes", rules: rules(func(a *config.Account) { a.Sites = []string{"main", "shop3"} }),
 			entry: statusEntry, emit: true, typ: event.StatusChanged,
@@ -141,6 +194,16 @@ func TestDetect(t *testing.T) {
 		{name: "other field", rules: rules(nil), entry: commentEntry, skip: SkipField},
 		{name: "deletion", rules: rules(nil), entry: deletionEntry, skip: SkipDeleted},
 		{name: "no order", rules: rules(nil), entry: with(t, statusEntry, "order", nil), skip: AnomalyNoOrder, anomaly: AnomalyNoOrder},
+		{name: "order []", rules: rules(nil), entry: with(t, statusEntry, "order", []any{}), skip: AnomalyOrderNotObject, anomaly: AnomalyOrderNotObject},
+		{name: "order a string", rules: rules(nil), entry: with(t, statusEntry, "order", "512"), skip: AnomalyOrderNotObject, anomaly: AnomalyOrderNotObject},
+		{name: "order without id", rules: rules(nil), entry: with(t, statusEntry, "order", map[string]string{"site": "main"}), skip: AnomalyBadOrderID, anomaly: AnomalyBadOrderID},
+		{
+			// Odd input is counted even where the rules would pass over the entry.
+			name: "comment with order []", rules: rules(nil), entry: with(t, commentEntry, "order", []any{}),
+			skip: AnomalyOrderNotObject, anomaly: AnomalyOrderNotObject,
+		},
+		{name: "entry without id", rules: rules(nil), entry: with(t, statusEntry, "id", nil), skip: AnomalyBadID, anomaly: AnomalyBadID},
+		{name: "entry with id x", rules: rules(nil), entry: with(t, statusEntry, "id", "x"), skip: AnomalyBadID, anomaly: AnomalyBadID},
 		{name: "null order", rules: rules(nil), entry: `{"id": 5, "field": "status", "newValue": {"code": "approved"}, "order": null}`, skip: AnomalyNoOrder, anomaly: AnomalyNoOrder},
 		{name: "no field", rules: rules(nil), entry: with(t, statusEntry, "field", nil), skip: AnomalyNoField, anomaly: AnomalyNoField},
 		{name: "numeric status", rules: rules(nil), entry: with(t, statusEntry, "newValue", 7), skip: AnomalyStatusValue, anomaly: AnomalyStatusValue},
@@ -209,8 +272,8 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-// Ids the client's decoder refuses (it requires positive ids) can only come
-// from entries built in Go; Detect must still refuse them.
+// Negative ids can only come from entries built in Go (the decoder reads
+// them as 0); Detect must still refuse them.
 func TestDetectBadIDs(t *testing.T) {
 	tests := []struct {
 		name          string
@@ -222,8 +285,7 @@ func TestDetectBadIDs(t *testing.T) {
 		{"negative id", -3, 512, "approved", AnomalyBadID, AnomalyBadID},
 		{"zero order id", 7044, 0, "approved", AnomalyBadOrderID, AnomalyBadOrderID},
 		{"negative order id", 7044, -1, "approved", AnomalyBadOrderID, AnomalyBadOrderID},
-		// Odd input that is filtered out anyway is not worth counting.
-		{"zero order id, other status", 7044, 0, "new", SkipStatus, ""},
+		{"zero order id, other status", 7044, 0, "new", AnomalyBadOrderID, AnomalyBadOrderID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,15 +331,66 @@ func TestNewRules(t *testing.T) {
 }
 
 func TestReasonAnomaly(t *testing.T) {
-	for _, r := range []Reason{SkipField, SkipDeleted, SkipStatus, SkipSite, SkipOwn, SkipOnCreate} {
+	for _, r := range []Reason{SkipField, SkipDeleted, SkipItem, SkipPayment, SkipStatus, SkipSite, SkipOwn, SkipOnCreate} {
 		if r.Anomaly() {
 			t.Errorf("%q counted as an anomaly", r)
 		}
 	}
-	for _, r := range []Reason{AnomalyBadID, AnomalyNoOrder, AnomalyBadOrderID, AnomalyNoField, AnomalyStatusValue, AnomalyOldValue} {
-		if !r.Anomaly() {
-			t.Errorf("%q not counted as an anomaly", r)
+	kinds := regexp.MustCompile(`^[a-z]+(_[a-z]+)*$`)
+	for _, r := range []Reason{AnomalyBadID, AnomalyNoOrder, AnomalyOrderNotObject, AnomalyBadOrderID, AnomalyNoField, AnomalyStatusValue, AnomalyOldValue} {
+		if !r.Anomaly() || !kinds.MatchString(string(r)) {
+			t.Errorf("%q not counted as an anomaly, or not a snake_case kind", r)
 		}
+	}
+}
+
+// TestOddPage: one page with every kind of odd entry among good ones. The
+// good entries give their events, the odd ones none, each with its kind,
+// and no creation is invented from an item or a payment.
+func TestOddPage(t *testing.T) {
+	const page = `{"success": true, "history": [
+		{"id": 10, "created": true, "source": "user", "field": "status", "oldValue": null, "newValue": {"code": "approved"},
+		 "order": {"id": 1, "site": "main", "status": "approved"}},
+		{"id": 11, "source": "user", "field": "status", "oldValue": {"code": "new"}, "newValue": {"code": "approved"}, "order": []},
+		{"id": 12, "source": "user", "field": "status", "oldValue": {"code": "new"}, "newValue": {"code": "approved"}, "order": null},
+		{"id": 13, "source": "user", "field": "status", "oldValue": {"code": "new"}, "newValue": {"code": "approved"},
+		 "order": {"externalId": "x-13", "site": "main", "status": "approved"}},
+		{"id": 14, "created": true, "source": "user", "field": "order_product", "oldValue": null,
+		 "newValue": {"id": 70, "offer": {"id": 5}}, "order": {"id": 2, "site": "main", "status": "approved"},
+		 "item": {"id": 70, "offer": {"id": 5}, "quantity": 1}},
+		{"id": 15, "created": true, "source": "api", "apiKey": {"current": false}, "field": "payments", "oldValue": null,
+		 "newValue": {"id": 71, "type": "cash"}, "order": {"id": 2, "site": "main", "status": "approved"},
+		 "payment": {"id": 71, "type": "cash", "status": "paid", "amount": 10}},
+		{"id": 16, "source": "code", "field": "status", "oldValue": {"code": "new"}, "newValue": {"code": "approved"},
+		 "order": {"id": 3, "site": "main", "status": "approved"}},
+		{"id": 17, "source": "user", "field": "status", "oldValue": {"code": "new"}, "newValue": 7,
+		 "order": {"id": 4, "site": "main", "status": "approved"}},
+		{"id": "x", "source": "user", "field": "status", "newValue": {"code": "approved"}, "order": {"id": 5}},
+		"not an entry",
+		{"id": 20, "source": "user", "field": "status", "oldValue": {"code": "approved"}, "newValue": {"code": "approved"},
+		 "order": {"id": 6, "site": "main", "status": "approved"}}
+	]}`
+	var p retailcrm.HistoryPage
+	if err := json.Unmarshal([]byte(page), &p); err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	anomalies := map[int]Reason{}
+	for i, e := range p.History {
+		v := Detect(rules(nil), e)
+		if v.Emit {
+			events = append(events, fmt.Sprintf("%d %s %d", e.ID, v.Candidate.Event.Type, v.Candidate.OrderID))
+		}
+		if v.Anomaly != "" {
+			anomalies[i] = v.Anomaly
+		}
+	}
+	if want := []string{"10 order.created 1", "16 order.status_changed 3", "20 order.status_changed 6"}; !slices.Equal(events, want) {
+		t.Errorf("events %q, want %q", events, want)
+	}
+	want := map[int]Reason{1: AnomalyOrderNotObject, 2: AnomalyNoOrder, 3: AnomalyBadOrderID, 7: AnomalyStatusValue, 8: AnomalyBadID, 9: AnomalyBadID}
+	if !maps.Equal(anomalies, want) {
+		t.Errorf("anomalies by position %v, want %v", anomalies, want)
 	}
 }
 
@@ -291,6 +404,13 @@ func FuzzDetect(f *testing.F) {
 		`{"id": 5, "field": "status", "newValue": "approved", "apiKey": {"current": "1"}, "order": {"id": 6, "site": "main"}}`,
 		`{"id": 5, "created": "true", "deleted": 1, "field": "status", "newValue": "approved", "order": {"id": 6}}`,
 		`{"id": 5, "field": "status", "oldValue": {"code": null}, "newValue": {"code": 7}, "order": {"id": 6, "status": {"code": "approved"}}}`,
+		itemCreation, paymentCreation, mergedAway,
+		`{"id": 5, "field": "status", "newValue": "approved", "order": []}`,
+		`{"id": 5, "field": "status", "newValue": "approved", "order": {"id": 0, "site": "main"}}`,
+		`{"id": 5, "created": true, "field": "status", "newValue": "approved", "order": {"id": 6}, "item": [], "payment": {}}`,
+		`{"id": 5, "created": true, "field": "status", "newValue": "approved", "order": {"id": 6}, "item": 0}`,
+		`{"id": 5, "source": "code", "field": "status", "newValue": {"code": "approved"}, "order": {"id": 6}, "ancestor": {"id": 2}}`,
+		`"x"`, `7`, `[]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -336,8 +456,12 @@ func FuzzDetect(f *testing.F) {
 				t.Fatal("event for our own change with skip_own_changes")
 			case (c.Event.Type == event.Created) != e.Created || e.Created && !r.OnCreate:
 				t.Fatalf("event type %q for created=%v, on_create=%v", c.Event.Type, e.Created, r.OnCreate)
-			case !e.Created && e.Field != "status":
-				t.Fatalf("status event from field %q", e.Field)
+			case e.Field != "status":
+				t.Fatalf("event from field %q", e.Field)
+			case e.Created && (e.Item != nil || e.Payment != nil):
+				t.Fatal("order.created from an item or payment creation")
+			case e.Order.NotObject || e.Order.ID <= 0:
+				t.Fatalf("event for an odd order %+v", e.Order)
 			}
 		}
 	})

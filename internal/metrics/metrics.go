@@ -25,6 +25,7 @@ type Metrics struct {
 	LastPollSuccess    *prometheus.GaugeVec     // account, unix seconds
 	DeliveryLatency    *prometheus.HistogramVec // account, detection -> 2xx
 	HistoryAnomalies   *prometheus.CounterVec   // account, kind: odd history input that was logged and skipped
+	ReconciledEvents   *prometheus.CounterVec   // account: transitions the orders sweep found that the history poll had missed
 	ConfigReloadsTotal *prometheus.CounterVec   // result (ok|error)
 	ConfigLastReloadOK prometheus.Gauge         // 1 if the last reload succeeded
 }
@@ -67,6 +68,9 @@ func New() *Metrics {
 		HistoryAnomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poller_history_anomalies_total", Help: "Unexpected history input that was logged and skipped, by kind.",
 		}, []string{"account", "kind"}),
+		ReconciledEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "poller_reconciled_events_total", Help: "Transitions the orders sweep found that the history poll had missed.",
+		}, []string{"account"}),
 		ConfigReloadsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poller_config_reloads_total", Help: "Config reloads (SIGHUP) by result.",
 		}, []string{"result"}),
@@ -79,7 +83,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.PollsTotal, m.APIRequestsTotal, m.EventsDetected, m.DeliveriesTotal,
 		m.OutboxPending, m.DeadLetters, m.CursorHistoryID, m.LastPollSuccess,
-		m.DeliveryLatency, m.HistoryAnomalies, m.ConfigReloadsTotal, m.ConfigLastReloadOK,
+		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents, m.ConfigReloadsTotal, m.ConfigLastReloadOK,
 	)
 	return m
 }
@@ -95,7 +99,7 @@ func (m *Metrics) ForgetAccount(account string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.PollsTotal, m.APIRequestsTotal, m.EventsDetected, m.DeliveriesTotal,
 		m.OutboxPending, m.DeadLetters, m.CursorHistoryID, m.LastPollSuccess,
-		m.DeliveryLatency, m.HistoryAnomalies,
+		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -281,15 +281,82 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("no_progress %d, id_order %d anomalies, want 1 and 2", s.anomalies(anomalyNoProgress), s.anomalies(anomalyIDOrder))
 		}
 	})
-	t.Run("undecodable entry", func(t *testing.T) {
+	t.Run("entry without an id stops the page there", func(t *testing.T) {
 		s := newScripted(t)
-		s.api.set(0, page(2, 1, statusTo(5, 1, "approved"), `{"field": "status", "newValue": {"code": "approved"}}`))
-		err := s.p.Poll(context.Background())
-		if !errors.Is(err, retailcrm.ErrBadResponse) {
-			t.Fatalf("Poll = %v, want a bad-response error", err)
+		noID := `{"field": "status", "newValue": {"code": "approved"}, "order": {"id": 9}}`
+		s.api.set(0, page(4, 1, statusTo(5, 1, "approved"), statusTo(6, 2, "approved"), noID, statusTo(8, 3, "approved")))
+		s.api.set(6, page(2, 1, noID, statusTo(8, 3, "approved")))
+		for range 2 { // stuck: every poll stops at the same entry
+			err := s.p.Poll(context.Background())
+			if !errors.Is(err, ErrBadHistoryID) || !strings.Contains(err.Error(), "after history id 6") {
+				t.Fatalf("Poll = %v, want ErrBadHistoryID naming where the account stops", err)
+			}
+			if got := s.eventIDs(); !sameIDs(got, 5, 6) {
+				t.Errorf("events %v, want 5 and 6: the entries before it", got)
+			}
+			if c := s.state().Cursor; c != 6 {
+				t.Errorf("cursor %d, want 6: never past the entry without an id", c)
+			}
 		}
-		if st := s.state(); st.Initialized || st.Cursor != 0 || len(s.outbox()) != 0 {
-			t.Fatalf("state %+v after an undecodable page, want untouched", st)
+		if n := s.anomalies("bad_id"); n != 2 {
+			t.Errorf("bad_id anomalies %d, want one per poll", n)
+		}
+		// The API serves the entry properly again: the account moves on.
+		s.api.set(6, page(2, 1, statusTo(7, 4, "cancel"), statusTo(8, 3, "approved")))
+		s.poll()
+		if got := s.eventIDs(); !sameIDs(got, 5, 6, 8) {
+			t.Errorf("events %v, want 5, 6 and 8", got)
+		}
+	})
+	t.Run("odd entries are passed over and counted", func(t *testing.T) {
+		s := newScripted(t)
+		with := func(entry, old, new string) string { return strings.Replace(entry, old, new, 1) }
+		order := `"order": {"id": 2, "managerId": 1, "site": "main", "status": "approved"}`
+		entries := []string{
+			statusTo(5, 1, "approved"),
+			with(statusTo(6, 2, "approved"), order, `"order": []`),
+			with(statusTo(7, 2, "approved"), order, `"order": null`),
+			with(statusTo(8, 2, "approved"), order, `"order": {"managerId": 1, "site": "main", "status": "approved"}`),
+			with(statusTo(9, 2, "approved"), order, `"order": "2"`),
+			// An item and a payment created inside an existing order.
+			`{"id": 10, "createdAt": "2026-11-23 08:00:00", "created": true, "source": "user", "field": "order_product",
+				"oldValue": null, "newValue": {"id": 55}, "item": {"id": 55, "offer": {"id": 3}},
+				"order": {"id": 3, "site": "main", "status": "approved"}}`,
+			`{"id": 11, "createdAt": "2026-11-23 08:00:00", "created": true, "source": "user", "field": "payments",
+				"oldValue": null, "newValue": null, "payment": {"id": 77, "status": "paid"},
+				"order": {"id": 3, "site": "main", "status": "approved"}}`,
+			statusTo(12, 4, "approved"),
+		}
+		s.api.set(0, page(len(entries), 1, entries...))
+		s.settle()
+		if got := s.eventIDs(); !sameIDs(got, 5, 12) {
+			t.Errorf("events %v, want 5 and 12 only", got)
+		}
+		if c := s.state().Cursor; c != 12 {
+			t.Errorf("cursor %d, want 12: the account keeps moving", c)
+		}
+		for kind, want := range map[string]int{"order_not_object": 2, "no_order": 1, "bad_order_id": 1} {
+			if n := s.anomalies(kind); n != want {
+				t.Errorf("%s anomalies %d, want %d", kind, n, want)
+			}
+		}
+	})
+	t.Run("a second creation entry of one order", func(t *testing.T) {
+		s := newScripted(t)
+		creation := func(id int64) string {
+			return fmt.Sprintf(`{"id": %d, "createdAt": "2026-11-23 08:00:00", "created": true, "source": "user",
+				"field": "status", "oldValue": null, "newValue": {"code": "approved"},
+				"order": {"id": 40, "site": "main", "status": "approved"}}`, id)
+		}
+		s.api.set(0, page(1, 1, creation(5)))
+		s.settle()
+		s.api.set(5, page(1, 1, creation(9)))
+		s.settle()
+		if got := s.eventIDs(); !sameIDs(got, 5) {
+			t.Errorf("events %v, want one order.created (5)", got)
+		}
+		if n := s.anomalies(anomalyCreatedTwice); n != 1 {
+			t.Errorf("created_twice anomalies %d, want 1", n)
 		}
 	})
 }

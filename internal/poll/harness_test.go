@@ -1,10 +1,12 @@
 package poll
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -54,10 +56,11 @@ func testAccount(url string) config.Account {
 		TimeZone:     time.UTC,
 		OnCreate:     true,
 		RateLimit:    -1, // the simulator runs unlimited; tests count requests instead
-		LookBack:     200,
+		LookBack:     10000,
 		LookBackTime: 2 * time.Minute,
 		PageBudget:   50,
 		Timeout:      10 * time.Second,
+		Reconcile:    config.Reconcile{Every: 10 * time.Minute, Window: 24 * time.Hour},
 		Webhooks:     []config.Webhook{{Name: "1"}},
 	}
 }
@@ -93,18 +96,23 @@ type harnessOptions struct {
 	account    func(*config.Account)
 	retries    int // client retries; 0: 2
 	seed       int64
-	failOrders bool // serve through h.fail
+	failOrders bool // h.fail fails orders requests after the first
 }
 
-// failAfter, once on, fails every orders request after the first with a 500.
+// failAfter, once on, fails every orders request after the first with a
+// 500; with historyLeft >= 0 it lets that many history requests through and
+// fails the others.
 type failAfter struct {
-	next  http.Handler
-	on    atomic.Bool
-	calls atomic.Int64
+	next        http.Handler
+	on          atomic.Bool
+	calls       atomic.Int64
+	historyLeft atomic.Int64
 }
 
 func (f *failAfter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.on.Load() && strings.HasSuffix(r.URL.Path, "/api/v5/orders") && f.calls.Add(1) > 1 {
+	orders := f.on.Load() && strings.HasSuffix(r.URL.Path, "/api/v5/orders") && f.calls.Add(1) > 1
+	history := strings.HasSuffix(r.URL.Path, "/api/v5/orders/history") && f.historyLeft.Load() >= 0 && f.historyLeft.Add(-1) < 0
+	if orders || history {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte(`{"success":false,"errorMsg":"Internal Server Error"}`))
@@ -123,12 +131,10 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		so.RateLimit = -1
 	}
 	h.crm = h.sim.AddAccount(so)
-	var handler http.Handler = h.sim
-	if o.failOrders {
-		h.fail = &failAfter{next: h.sim}
-		handler = h.fail
-	}
-	h.srv = httptest.NewServer(handler)
+	h.fail = &failAfter{next: h.sim}
+	h.fail.historyLeft.Store(-1)
+	h.fail.on.Store(o.failOrders)
+	h.srv = httptest.NewServer(h.fail)
 	t.Cleanup(h.srv.Close)
 	h.cfg = testAccount(h.crm.BaseURL(h.srv.URL))
 	if o.account != nil {
@@ -176,6 +182,45 @@ func (h *harness) drain() {
 		}
 	}
 	h.t.Fatal("history never drained")
+}
+
+// failHistoryAfter lets n more history requests through and fails the
+// rest with a 500; n < 0 lets every request through again.
+func (h *harness) failHistoryAfter(n int64) { h.fail.historyLeft.Store(n) }
+
+// historyIDs reads every visible history id through the API, outside the
+// poller (the simulator counts these requests too).
+func (h *harness) historyIDs() []int64 {
+	h.t.Helper()
+	c, err := retailcrm.New(testClientOptions(h.cfg, metrics.New(), 2))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var ids []int64
+	f := retailcrm.HistoryFilter{Limit: 100}
+	for {
+		page, err := c.History(context.Background(), f)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for _, e := range page.History {
+			ids = append(ids, e.ID)
+		}
+		if len(page.History) < 100 {
+			return ids
+		}
+		f.SinceID = ids[len(ids)-1]
+	}
+}
+
+// fileInfo stats the state file.
+func (h *harness) fileInfo() os.FileInfo {
+	h.t.Helper()
+	fi, err := os.Stat(h.st.Path())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return fi
 }
 
 func (h *harness) state() store.AccountState {
@@ -266,4 +311,22 @@ func checkOutbox(t testing.TB, account string, items []store.Item, exp map[int64
 	if missing > 0 {
 		t.Errorf("%d of %d expected events missing", missing, len(exp))
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (log handlers).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,9 +25,6 @@ import (
 // transition, none extra.
 func TestRandomWalkExactlyOnce(t *testing.T) {
 	h := newHarness(t, harnessOptions{seed: 7, retries: 2, account: func(a *config.Account) {
-		// Rounds below move the cursor by up to ~200 ids a poll and a late
-		// entry shows up several polls later: look back far enough.
-		a.LookBack = 1500
 		a.LookBackTime = 30 * time.Second
 	}})
 	h.crm.SetFaults(crmsim.Faults{LateCommit: crmsim.LateCommit{Probability: 0.1, Delay: 4 * time.Second}})
@@ -73,7 +69,7 @@ func TestRandomWalkExactlyOnce(t *testing.T) {
 	h.drain()
 
 	exp := expected(h.cfg, h.crm.Transitions())
-	if len(exp) < 200 {
+	if len(exp) < 150 {
 		t.Fatalf("only %d qualifying transitions: the walk is too small to mean anything", len(exp))
 	}
 	items := h.outbox()
@@ -103,21 +99,36 @@ func TestRandomWalkExactlyOnce(t *testing.T) {
 	}
 }
 
-// Once the look-back window has settled, an idle poll is one history request.
+// Once the look-back window has settled, an idle poll is one history
+// request and writes nothing to the store.
 func TestIdlePollIsOneRequest(t *testing.T) {
 	h := newHarness(t, harnessOptions{seed: 3})
 	h.crm.RandomWalk(rand.New(rand.NewPCG(3, 3)), 20, 300)
 	h.drain()
 	h.clock.Advance(h.cfg.LookBackTime + time.Second)
-	h.poll() // the window collapses onto the cursor
+	h.poll() // re-reads the window late enough: the marks retire
+	if st := h.state(); len(st.Marks) != 0 {
+		t.Fatalf("marks %+v after a poll look_back_time later, want none", st.Marks)
+	}
+	settled := h.state()
+	file := h.fileInfo()
 	for range 3 {
 		hist, orders := h.requests()
+		h.clock.Advance(time.Minute)
 		h.poll()
 		dh, do := h.requests()
 		if dh-hist != 1 || do-orders != 0 {
 			t.Fatalf("idle poll made %d history and %d orders requests, want 1 and 0", dh-hist, do-orders)
 		}
-		h.clock.Advance(time.Minute)
+	}
+	if st := h.state(); !st.LastSuccess.Equal(settled.LastSuccess) || st.Cursor != settled.Cursor {
+		t.Errorf("idle polls changed the stored state: %+v, was %+v", st, settled)
+	}
+	if now := h.fileInfo(); !now.ModTime().Equal(file.ModTime()) || now.Size() != file.Size() {
+		t.Errorf("idle polls wrote to the state file (mtime %v -> %v)", file.ModTime(), now.ModTime())
+	}
+	if got := testutil.ToFloat64(h.m.LastPollSuccess.WithLabelValues("acme")); got != float64(h.clock.Now().Unix()) {
+		t.Errorf("last poll success gauge %v, want %d", got, h.clock.Now().Unix())
 	}
 	// Before the window settles a poll re-reads it, and that is all it does.
 	h.crm.SetStatus(h.crm.Orders()[0], "cancel")
@@ -125,15 +136,12 @@ func TestIdlePollIsOneRequest(t *testing.T) {
 	hist, orders := h.requests()
 	h.poll()
 	dh, do := h.requests()
-	if dh-hist < 1 || dh-hist > 2 || do != orders {
-		t.Errorf("poll within the look-back time made %d history and %d orders requests, want 1-2 and 0", dh-hist, do-orders)
+	if dh-hist != 1 || do != orders {
+		t.Errorf("poll within the look-back time made %d history and %d orders requests, want 1 and 0", dh-hist, do-orders)
 	}
 	st := h.state()
-	if st.Cursor != h.crm.LastHistoryID() || len(st.Marks) == 0 || !st.LastSuccess.Equal(h.clock.Now()) {
-		t.Errorf("state %+v, want cursor %d, a mark and last success %v", st, h.crm.LastHistoryID(), h.clock.Now())
-	}
-	if got := testutil.ToFloat64(h.m.LastPollSuccess.WithLabelValues("acme")); got != float64(h.clock.Now().Unix()) {
-		t.Errorf("last poll success gauge %v, want %d", got, h.clock.Now().Unix())
+	if st.Cursor != h.crm.LastHistoryID() || len(st.Marks) != 1 {
+		t.Errorf("state %+v, want cursor %d and one mark", st, h.crm.LastHistoryID())
 	}
 }
 
@@ -177,21 +185,31 @@ func TestBurstRequestBudget(t *testing.T) {
 
 func ceil(a, b int) int { return (a + b - 1) / b }
 
-// Page budget: a long history is drained over several polls, each at most
-// page_budget pages, without loss.
-func TestPageBudget(t *testing.T) {
-	h := newHarness(t, harnessOptions{seed: 11, account: func(a *config.Account) { a.PageBudget = 2 }})
+// A long history is drained in one poll at the rate limit, committing
+// every page_budget pages: a failure keeps the pages committed before it.
+func TestCatchUpCommitsEveryPageBudget(t *testing.T) {
+	h := newHarness(t, harnessOptions{seed: 11, retries: -1, account: func(a *config.Account) { a.PageBudget = 2 }})
 	h.crm.RandomWalk(rand.New(rand.NewPCG(11, 1)), 30, 900)
-	hist, _ := h.requests()
+	pages := ceil(h.crm.HistoryLen(), 100)
 	h.poll()
-	if dh, _ := h.requests(); dh-hist != 2 {
-		t.Fatalf("poll made %d history requests, want the budget of 2", dh-hist)
+	if hist, _ := h.requests(); hist != pages {
+		t.Fatalf("poll made %d history requests, want all %d pages in one poll", hist, pages)
 	}
-	if c := h.state().Cursor; c <= 0 || c >= h.crm.LastHistoryID() {
-		t.Fatalf("cursor %d after one budgeted poll, want between 0 and %d", c, h.crm.LastHistoryID())
-	}
-	h.drain()
 	checkOutbox(t, "acme", h.outbox(), expected(h.cfg, h.crm.Transitions()))
+
+	// The fifth page fails: two commits of two pages stand.
+	g := newHarness(t, harnessOptions{seed: 11, retries: -1, account: func(a *config.Account) { a.PageBudget = 2 }})
+	g.crm.RandomWalk(rand.New(rand.NewPCG(11, 1)), 30, 900)
+	g.failHistoryAfter(4)
+	if err := g.p.Poll(context.Background()); err == nil {
+		t.Fatal("Poll succeeded through a failing page")
+	}
+	if got, want := g.state().Cursor, g.historyIDs()[399]; got != want {
+		t.Errorf("cursor %d after a failure on page 5, want %d (end of page 4)", got, want)
+	}
+	g.failHistoryAfter(-1)
+	g.drain()
+	checkOutbox(t, "acme", g.outbox(), expected(g.cfg, g.crm.Transitions()))
 }
 
 func TestStartFromNow(t *testing.T) {
@@ -214,7 +232,11 @@ func TestStartFromNow(t *testing.T) {
 		if n := len(h.outbox()); n != 0 {
 			t.Fatalf("%d events for the past", n)
 		}
-		id := h.crm.SetStatus(h.crm.Orders()[1], "approved")
+		o = h.crm.Orders()[1]
+		if st, _ := h.crm.OrderStatus(o); st == "approved" {
+			h.crm.SetStatus(o, "new")
+		}
+		id := h.crm.SetStatus(o, "approved")
 		h.poll()
 		items := h.outbox()
 		if len(items) != 1 || items[0].Event.Change.HistoryID != id {
@@ -226,9 +248,10 @@ func TestStartFromNow(t *testing.T) {
 		h.crm.RandomWalk(rand.New(rand.NewPCG(22, 1)), 20, 300)
 		h.clock.Advance(10 * 24 * time.Hour)
 		h.poll()
-		// 1m, 1h and 1d find nothing; 30d finds everything and pages to the end.
-		if hist, _ := h.requests(); hist != 3+ceil(h.crm.HistoryLen(), 100) {
-			t.Errorf("widening search made %d history requests, want %d", hist, 3+ceil(h.crm.HistoryLen(), 100))
+		// 1m, 1h and 1d find nothing; 30d counts the entries; its last page
+		// is asked for directly.
+		if hist, _ := h.requests(); hist != 5 {
+			t.Errorf("widening search made %d history requests, want 5", hist)
 		}
 		if st := h.state(); !st.Initialized || st.Cursor != h.crm.LastHistoryID() {
 			t.Fatalf("state %+v, want initialized at %d", st, h.crm.LastHistoryID())
@@ -241,8 +264,8 @@ func TestStartFromNow(t *testing.T) {
 	t.Run("empty history", func(t *testing.T) {
 		h := newHarness(t, harnessOptions{seed: 23, account: func(a *config.Account) { a.StartFrom = "now" }})
 		h.poll()
-		if hist, _ := h.requests(); hist != len(startSearch) {
-			t.Errorf("%d history requests, want %d (every window, then the whole history)", hist, len(startSearch))
+		if hist, _ := h.requests(); hist != len(startSearch)+1 {
+			t.Errorf("%d history requests, want %d (every window, then the whole history)", hist, len(startSearch)+1)
 		}
 		if st := h.state(); !st.Initialized || st.Cursor != 0 {
 			t.Fatalf("state %+v, want initialized at 0", st)
@@ -457,7 +480,7 @@ func TestFailureMidPoll(t *testing.T) {
 
 // Seen ids below the look-back window are pruned and marks stay few.
 func TestStateStaysSmall(t *testing.T) {
-	h := newHarness(t, harnessOptions{seed: 91})
+	h := newHarness(t, harnessOptions{seed: 91, account: func(a *config.Account) { a.Reconcile.Window = time.Minute }})
 	rng := rand.New(rand.NewPCG(91, 1))
 	for range 30 {
 		h.crm.RandomWalk(rng, 20, 50)
@@ -472,10 +495,21 @@ func TestStateStaysSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	floor := st.Cursor - int64(h.cfg.LookBack)
+	// Kept: ids in the look-back window, and ids recorded within the
+	// sweep's window (one minute here; polls are 20 s apart).
+	floor := st.Cursor
+	if len(st.Marks) > 0 {
+		floor = st.Marks[0].Cursor
+	}
+	recent := map[int64]bool{}
+	for _, it := range h.outbox() {
+		if !it.DetectedAt.Before(h.clock.Now().Add(-h.cfg.Reconcile.Window - 20*time.Second)) {
+			recent[it.Event.Change.HistoryID] = true
+		}
+	}
 	for id := range seen {
-		if id < floor {
-			t.Errorf("seen id %d kept below the window start %d", id, floor)
+		if id < floor && !recent[id] {
+			t.Errorf("seen id %d kept below the window start %d, older than the sweep's window", id, floor)
 		}
 	}
 	if len(h.outbox()) <= len(seen) {
@@ -494,64 +528,6 @@ func TestClientOptions(t *testing.T) {
 	o.Observe("history", 503)
 	if got := testutil.ToFloat64(m.APIRequestsTotal.WithLabelValues("acme", "history", "503")); got != 2 {
 		t.Fatalf("api_requests_total = %v, want 2", got)
-	}
-}
-
-func TestWindowStart(t *testing.T) {
-	now := newClock().Now()
-	marks := []store.Mark{{At: now.Add(-3 * time.Minute), Cursor: 100}, {At: now.Add(-time.Minute), Cursor: 400}, {At: now.Add(-10 * time.Second), Cursor: 450}}
-	tests := []struct {
-		name     string
-		cursor   int64
-		lookBack int
-		lbt      time.Duration
-		want     int64
-	}{
-		{"oldest young mark", 500, 200, 2 * time.Minute, 400},
-		{"bounded by look_back ids", 500, 50, 2 * time.Minute, 450},
-		{"all marks expired", 500, 200, 5 * time.Second, 500},
-		{"old mark still young", 500, 1000, 5 * time.Minute, 100},
-		{"look-back off", 500, 0, 2 * time.Minute, 500},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := windowStart(marks, tt.cursor, now, tt.lookBack, tt.lbt); got != tt.want {
-				t.Errorf("windowStart = %d, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestNextMarks(t *testing.T) {
-	now := newClock().Now()
-	old := []store.Mark{{At: now.Add(-3 * time.Minute), Cursor: 100}, {At: now.Add(-time.Minute), Cursor: 400}, {At: now.Add(-30 * time.Second), Cursor: 420}}
-	tests := []struct {
-		name          string
-		start, cursor int64
-		lookBack      int
-		want          []store.Mark
-	}{
-		{"moved: a mark for this tick", 450, 500, 200,
-			[]store.Mark{{At: old[1].At, Cursor: 400}, {At: old[2].At, Cursor: 420}, {At: now, Cursor: 450}}},
-		{"idle: expired marks go", 500, 500, 200,
-			[]store.Mark{{At: old[1].At, Cursor: 400}, {At: old[2].At, Cursor: 420}}},
-		{"clamped to look_back and merged", 450, 1000, 200,
-			[]store.Mark{{At: now, Cursor: 800}}},
-		{"partly clamped", 450, 610, 200,
-			[]store.Mark{{At: old[1].At, Cursor: 410}, {At: old[2].At, Cursor: 420}, {At: now, Cursor: 450}}},
-		{"clamped onto the cursor", 400, 700, 200,
-			[]store.Mark{{At: now, Cursor: 500}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := nextMarks(old, tt.start, tt.cursor, now, tt.lookBack, 2*time.Minute)
-			if !slices.EqualFunc(got, tt.want, func(a, b store.Mark) bool { return a.At.Equal(b.At) && a.Cursor == b.Cursor }) {
-				t.Errorf("nextMarks = %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-	if got := nextMarks(old, 450, 500, now, 0, time.Minute); got != nil {
-		t.Errorf("look-back off: marks %+v", got)
 	}
 }
 

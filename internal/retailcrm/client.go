@@ -1,10 +1,12 @@
 // Package retailcrm is a client for the parts of the RetailCRM (Simla.com)
-// API v5 the poller uses: credentials, order history, orders and statuses.
+// API v5 the poller uses: credentials, order history, orders (by id and by
+// status), and the statuses and sites references.
 // It rate-limits per account, retries 503/429/5xx and timeouts honouring
 // Retry-After, and never puts the API key anywhere but the X-API-KEY header.
 package retailcrm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,8 +44,9 @@ type Options struct {
 	Logger       *slog.Logger // resty chatter and retries at Debug; nil discards
 	UserAgent    string       // default version.UserAgent()
 	// Observe, when set, is called once per HTTP response or transport error
-	// with the endpoint name ("history", "orders", "statuses", "credentials")
-	// and the HTTP status code (0 for a transport error). Metrics hook.
+	// with the endpoint name ("history", "orders", "statuses", "credentials",
+	// ("sites" too) and the HTTP status code (0 for a transport error).
+	// Metrics hook.
 	Observe func(endpoint string, code int)
 }
 
@@ -56,6 +59,9 @@ const (
 	DefaultRetryMaxWait = 10 * time.Second
 	// MaxOrderIDs is the most ids Orders accepts per call (the API's page size).
 	MaxOrderIDs = 100
+	// PageLimit is the page size the list calls ask for by default: the
+	// largest the API accepts (it allows 20, 50 and 100).
+	PageLimit = 100
 )
 
 // maxBody bounds a response body; a page of 100 full orders is far smaller.
@@ -67,6 +73,7 @@ const (
 	pathHistory     = "/api/v5/orders/history"
 	pathOrders      = "/api/v5/orders"
 	pathStatuses    = "/api/v5/reference/statuses"
+	pathSites       = "/api/v5/reference/sites"
 )
 
 // Client talks to one account. Safe for concurrent use.
@@ -164,10 +171,25 @@ func New(opts Options) (*Client, error) {
 // HistoryFilter selects history entries.
 type HistoryFilter struct {
 	SinceID   int64     // filter[sinceId], exclusive; 0 omits it
-	StartDate time.Time // filter[startDate], formatted "2006-01-02 15:04:05" in Location; zero omits it
+	OrderID   int64     // filter[orderId]: one order's entries; 0 omits it
+	StartDate time.Time // filter[startDate], "Y-m-d H:i:s" in Location; zero omits it
 	Location  *time.Location
-	Limit     int // default 100
+	Limit     int // default PageLimit
 	Page      int // 0 omits it
+}
+
+// OrdersFilter selects orders for OrderList.
+type OrdersFilter struct {
+	// ExtendedStatus: filter[extendedStatus][], orders in any of these
+	// status codes (the API also takes status group codes here).
+	ExtendedStatus []string
+	// StatusUpdatedAtFrom: filter[statusUpdatedAtFrom], orders whose status
+	// changed at or after it, "Y-m-d H:i:s" in Location; zero omits it.
+	StatusUpdatedAtFrom time.Time
+	Location            *time.Location
+	Sites               []string // filter[sites][]; empty: every site
+	Limit               int      // default PageLimit
+	Page                int      // default 1
 }
 
 // Credentials checks the key and returns its scopes and sites.
@@ -183,24 +205,20 @@ func (c *Client) Credentials(ctx context.Context) (Credentials, error) {
 	return cr, nil
 }
 
-// History returns one page of order history.
+// History returns one page of order history. An entry that cannot be read
+// never fails the page: see HistoryEntry.
 func (c *Client) History(ctx context.Context, f HistoryFilter) (HistoryPage, error) {
 	q := url.Values{}
 	if f.SinceID > 0 {
 		q.Set("filter[sinceId]", strconv.FormatInt(f.SinceID, 10))
 	}
+	if f.OrderID > 0 {
+		q.Set("filter[orderId]", strconv.FormatInt(f.OrderID, 10))
+	}
 	if !f.StartDate.IsZero() {
-		loc := f.Location
-		if loc == nil {
-			loc = time.UTC
-		}
-		q.Set("filter[startDate]", f.StartDate.In(loc).Format(time.DateTime))
+		q.Set("filter[startDate]", apiTime(f.StartDate, f.Location))
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	q.Set("limit", strconv.Itoa(limit))
+	q.Set("limit", strconv.Itoa(cmp.Or(max(f.Limit, 0), PageLimit)))
 	if f.Page > 0 {
 		q.Set("page", strconv.Itoa(f.Page))
 	}
@@ -213,6 +231,15 @@ func (c *Client) History(ctx context.Context, f HistoryFilter) (HistoryPage, err
 		return HistoryPage{}, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathHistory, err)
 	}
 	return p, nil
+}
+
+// apiTime formats t as RetailCRM's "Y-m-d H:i:s" in loc (UTC when nil),
+// the account's time zone in which the API reads date filters.
+func apiTime(t time.Time, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format(time.DateTime)
 }
 
 // Orders returns the orders with the given internal ids (at most
@@ -229,31 +256,68 @@ func (c *Client) Orders(ctx context.Context, ids []int64) ([]Order, error) {
 	for _, id := range ids {
 		q.Add("filter[ids][]", strconv.FormatInt(id, 10))
 	}
+	page, err := c.orders(ctx, q)
+	return page.Orders, err
+}
+
+// OrderList returns one page of the orders f selects, newest first, with
+// the pagination that tells how many pages there are. An order without a
+// usable id is left out (logged at Warn).
+func (c *Client) OrderList(ctx context.Context, f OrdersFilter) (OrdersPage, error) {
+	q := url.Values{}
+	for _, s := range f.ExtendedStatus {
+		q.Add("filter[extendedStatus][]", s)
+	}
+	if !f.StatusUpdatedAtFrom.IsZero() {
+		q.Set("filter[statusUpdatedAtFrom]", apiTime(f.StatusUpdatedAtFrom, f.Location))
+	}
+	for _, s := range f.Sites {
+		q.Add("filter[sites][]", s)
+	}
+	q.Set("limit", strconv.Itoa(cmp.Or(max(f.Limit, 0), PageLimit)))
+	q.Set("page", strconv.Itoa(max(f.Page, 1)))
+	return c.orders(ctx, q)
+}
+
+// orders performs GET /api/v5/orders for Orders and OrderList.
+func (c *Client) orders(ctx context.Context, q url.Values) (OrdersPage, error) {
 	body, err := c.get(ctx, "orders", pathOrders, q)
 	if err != nil {
-		return nil, err
+		return OrdersPage{}, err
 	}
-	orders, skipped, err := decodeOrders(body)
+	page, skipped, err := decodeOrders(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathOrders, err)
+		return OrdersPage{}, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathOrders, err)
 	}
 	for _, e := range skipped {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "retailcrm: order skipped", slog.String("endpoint", pathOrders), slog.Any("error", e))
 	}
-	return orders, nil
+	return page, nil
 }
 
 // Statuses returns the account's order statuses keyed by code.
 func (c *Client) Statuses(ctx context.Context) (map[string]Status, error) {
-	body, err := c.get(ctx, "statuses", pathStatuses, nil)
+	return reference[Status](ctx, c, "statuses", pathStatuses)
+}
+
+// Sites returns the account's sites (shops) keyed by code. With a key
+// restricted to some sites (access_selective) the API lists those.
+func (c *Client) Sites(ctx context.Context) (map[string]Site, error) {
+	return reference[Site](ctx, c, "sites", pathSites)
+}
+
+// reference reads one reference endpoint; name is both the endpoint name
+// and the key of the reference object in the answer.
+func reference[T any, P refEntry[T]](ctx context.Context, c *Client, name, path string) (map[string]T, error) {
+	body, err := c.get(ctx, name, path, nil)
 	if err != nil {
 		return nil, err
 	}
-	st, err := decodeStatuses(body)
+	m, err := decodeReference[T, P](body, name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathStatuses, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadResponse, path, err)
 	}
-	return st, nil
+	return m, nil
 }
 
 // attemptKey carries an attemptInfo in a request's context, for the
@@ -290,15 +354,18 @@ func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values) (
 	return body, nil
 }
 
-// envelope is what every answer shares.
+// envelope is what every answer shares. success is lenient: mocks and
+// PHP clients send "true", 1 and the like.
 type envelope struct {
-	Success  *bool           `json:"success"`
+	Success  lenientFlag     `json:"success"`
 	ErrorMsg lenientString   `json:"errorMsg"`
 	Errors   json.RawMessage `json:"errors"`
 }
 
 // classify turns an HTTP answer into nil (a successful JSON answer) or the
-// error it means. Statuses decide first: RetailCRM's 403 and 503 bodies vary.
+// error it means. Statuses decide first: RetailCRM's 403 and 503 bodies
+// vary. A success flag that is absent or unrecognised leaves the decision
+// to the status code.
 func classify(path string, code int, h http.Header, body []byte) error {
 	var env envelope
 	envErr := unmarshalObject(body, &env)
@@ -308,6 +375,8 @@ func classify(path string, code int, h http.Header, body []byte) error {
 		detail += " " + string(env.ErrorMsg)
 	}
 	switch {
+	case envErr == nil && accountMissing(string(env.ErrorMsg)):
+		return fmt.Errorf("%w: %s: %s", ErrAccountNotFound, path, detail)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
 		return fmt.Errorf("%w: %s: %s", ErrUnauthorized, path, detail)
 	case code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests:
@@ -319,7 +388,7 @@ func classify(path string, code int, h http.Header, body []byte) error {
 		return fmt.Errorf("%w: %s: %s redirect to %q", ErrAccountNotFound, path, detail, h.Get("Location"))
 	case html && code < 500:
 		return fmt.Errorf("%w: %s: %s with an HTML page", ErrAccountNotFound, path, detail)
-	case envErr == nil && (code >= 400 || (env.Success != nil && !*env.Success)):
+	case envErr == nil && (code >= 400 || (env.Success.set && !env.Success.value)):
 		msg := string(env.ErrorMsg)
 		if msg == "" {
 			msg = http.StatusText(code)
@@ -333,6 +402,13 @@ func classify(path string, code int, h http.Header, body []byte) error {
 		return fmt.Errorf("%w: %s: unexpected %s", ErrBadResponse, path, detail)
 	}
 	return nil
+}
+
+// accountMissing recognises the answer of a RetailCRM host that has no
+// such account, "Account does not exist" with or without the full stop
+// (the official Go client maps it the same way).
+func accountMissing(msg string) bool {
+	return strings.EqualFold(strings.TrimSuffix(strings.TrimSpace(msg), "."), "Account does not exist")
 }
 
 // isHTML: RetailCRM always answers JSON, so an HTML page (by type or by

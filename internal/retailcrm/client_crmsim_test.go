@@ -340,3 +340,79 @@ func BenchmarkCrmsimHistory(b *testing.B) {
 		}
 	}
 }
+
+// TestCrmsimOrdersSweepCalls: the calls an orders sweep makes, against
+// crmsim: OrderList with statuses, a statusUpdatedAt bound in the account's
+// time zone, sites and paging; History of one order; the sites reference.
+func TestCrmsimOrdersSweepCalls(t *testing.T) {
+	sim, srv := newSim(t)
+	tz := time.FixedZone("UTC+3", 3*3600)
+	acct := sim.AddAccount(crmsim.AccountOptions{Name: "acme", APIKey: simKey, Sites: []string{"s1", "s2"}, TimeZone: tz, RateLimit: -1})
+	var approved []int64
+	onS2 := 0
+	for i := range 200 {
+		id := acct.CreateOrder([]string{"s1", "s2"}[i%2], "new")
+		if i%3 != 2 {
+			acct.SetStatus(id, "approved")
+			approved = append(approved, id)
+			onS2 += i % 2
+		}
+	}
+	c := simClient(t, acct.BaseURL(srv.URL), simKey, func(o *retailcrm.Options) { o.RateLimit = -1 })
+	ctx := context.Background()
+	var got []int64
+	for page := 1; ; page++ {
+		p, err := c.OrderList(ctx, retailcrm.OrdersFilter{ExtendedStatus: []string{"approved", "complete"},
+			StatusUpdatedAtFrom: time.Now().Add(-time.Hour), Location: tz, Page: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range p.Orders {
+			if o.Status != "approved" || o.StatusUpdatedAt == "" {
+				t.Errorf("order %+v", o)
+			}
+			got = append(got, o.ID)
+		}
+		if p.Pagination.TotalCount != len(approved) || p.Pagination.CurrentPage != page {
+			t.Errorf("pagination %+v", p.Pagination)
+		}
+		if page >= p.Pagination.TotalPageCount {
+			break
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, approved) {
+		t.Errorf("%d orders listed, want the %d approved", len(got), len(approved))
+	}
+	if n, want := acct.Requests(crmsim.EndpointOrders), (len(approved)+99)/100; n != want || want < 2 {
+		t.Errorf("%d orders requests for %d orders, want %d", n, len(approved), want)
+	}
+	// Nothing changed since an hour from now; a site filter keeps its orders.
+	if p, err := c.OrderList(ctx, retailcrm.OrdersFilter{ExtendedStatus: []string{"approved"},
+		StatusUpdatedAtFrom: time.Now().Add(time.Hour), Location: tz}); err != nil || len(p.Orders) != 0 {
+		t.Errorf("future bound: %d orders, %v", len(p.Orders), err)
+	}
+	if p, err := c.OrderList(ctx, retailcrm.OrdersFilter{ExtendedStatus: []string{"approved"}, Sites: []string{"s2"}}); err != nil ||
+		p.Pagination.TotalCount != onS2 || len(p.Orders) != onS2 {
+		t.Errorf("site s2: %+v, %v", p.Pagination, err)
+	}
+
+	order := approved[7]
+	h, err := c.History(ctx, retailcrm.HistoryFilter{OrderID: order, StartDate: time.Now().Add(-time.Hour), Location: tz})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.History) != 2 || !h.History[0].Created || h.History[1].NewValue.Code() != "approved" {
+		t.Errorf("history of order %d: %+v", order, h.History)
+	}
+	for _, e := range h.History {
+		if e.Order == nil || e.Order.ID != order {
+			t.Errorf("entry %d of another order: %+v", e.ID, e.Order)
+		}
+	}
+
+	sites, err := c.Sites(ctx)
+	if err != nil || len(sites) != 2 || sites["s1"].Code != "s1" || sites["s2"].Name == "" {
+		t.Errorf("sites %+v, %v", sites, err)
+	}
+}

@@ -555,10 +555,53 @@ func TestErrors(t *testing.T) {
 			attempts: 3,
 		},
 		{
-			name:     "history entry without id",
-			replies:  []reply{jsonReply(200, []byte(`{"success":true,"history":[{"id":"x","field":"status"}]}`))},
+			name:     "history not a list",
+			replies:  []reply{jsonReply(200, []byte(`{"success":true,"history":{"7":{"id":7}}}`))},
 			sentinel: ErrBadResponse,
-			msg:      `retailcrm: malformed response: ` + hist + `: history entry: id is missing or not a positive integer: "\"x\""`,
+			msg:      `retailcrm: malformed response: ` + hist + `: history: not a list: "{\"7\":{\"id\":7}}"`,
+			attempts: 1,
+		},
+		{
+			name:     "history entry without id is not an error",
+			replies:  []reply{jsonReply(200, []byte(`{"success":true,"history":[{"id":"x","field":"status"}]}`))},
+			attempts: 1,
+		},
+		{
+			name:     "success as a string",
+			replies:  []reply{jsonReply(200, []byte(`{"success":"true","history":[]}`))},
+			attempts: 1,
+		},
+		{
+			name:     "success false as a string",
+			replies:  []reply{jsonReply(200, []byte(`{"success":"false","errorMsg":"Not allowed"}`))},
+			apiCode:  200,
+			msg:      `retailcrm: ` + hist + `: 200 Not allowed`,
+			attempts: 1,
+		},
+		{
+			name:     "success 0",
+			replies:  []reply{jsonReply(200, []byte(`{"success":0}`))},
+			apiCode:  200,
+			msg:      `retailcrm: ` + hist + `: 200 OK`,
+			attempts: 1,
+		},
+		{
+			name:     "unrecognised success leaves it to the status code",
+			replies:  []reply{jsonReply(200, []byte(`{"success":"maybe","history":[]}`))},
+			attempts: 1,
+		},
+		{
+			name:     "account does not exist",
+			replies:  []reply{jsonReply(400, []byte(`{"success": false, "errorMsg": "Account does not exist"}`))},
+			sentinel: ErrAccountNotFound,
+			msg:      `retailcrm: no RetailCRM account at this URL: ` + hist + `: HTTP 400 Account does not exist`,
+			attempts: 1,
+		},
+		{
+			name:     "account does not exist, with a full stop and 200",
+			replies:  []reply{jsonReply(200, []byte(`{"success": false, "errorMsg": "Account does not exist."}`))},
+			sentinel: ErrAccountNotFound,
+			msg:      `retailcrm: no RetailCRM account at this URL: ` + hist + `: HTTP 200 Account does not exist.`,
 			attempts: 1,
 		},
 		{
@@ -874,6 +917,43 @@ func TestNew(t *testing.T) {
 			t.Errorf("New(%q) = %v, want %q", tt.url, err, tt.wantErr)
 		case err != nil && strings.Contains(err.Error(), testKey):
 			t.Errorf("New(%q): key in error %v", tt.url, err)
+		}
+	}
+}
+
+// TestListQueries pins the filter names and formats of the orders list and
+// the history of one order to those of the official clients
+// (api-client-php's OrderFilter and OrderHistoryFilterV4Type).
+func TestListQueries(t *testing.T) {
+	f := newFake(t, jsonReply(200, []byte(`{"success":true,"pagination":{"limit":50,"totalCount":0,"currentPage":3,"totalPageCount":0},"orders":[],"history":[]}`)))
+	c, _ := newTestClient(t, f.baseURL(), nil)
+	lagos := time.FixedZone("UTC+1", 3600)
+	at := time.Date(2026, 11, 23, 9, 30, 5, 999, time.UTC)
+	p, err := c.OrderList(context.Background(), OrdersFilter{ExtendedStatus: []string{"approved", "complete"},
+		StatusUpdatedAtFrom: at, Location: lagos, Sites: []string{"s1", "s2"}, Limit: 50, Page: 3})
+	if err != nil || p.Pagination.CurrentPage != 3 || p.Orders == nil {
+		t.Fatalf("OrderList = %+v, %v", p, err)
+	}
+	if _, err := c.OrderList(context.Background(), OrdersFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.History(context.Background(), HistoryFilter{OrderID: 42, StartDate: at, Location: lagos}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.requests()
+	want := []struct {
+		path string
+		q    url.Values
+	}{
+		{"/acme/api/v5/orders", url.Values{"filter[extendedStatus][]": {"approved", "complete"},
+			"filter[statusUpdatedAtFrom]": {"2026-11-23 10:30:05"}, "filter[sites][]": {"s1", "s2"}, "limit": {"50"}, "page": {"3"}}},
+		{"/acme/api/v5/orders", url.Values{"limit": {"100"}, "page": {"1"}}},
+		{"/acme/api/v5/orders/history", url.Values{"filter[orderId]": {"42"}, "filter[startDate]": {"2026-11-23 10:30:05"}, "limit": {"100"}}},
+	}
+	for i, w := range want {
+		checkRequest(t, reqs[i], w.path)
+		if q := mustQuery(t, reqs[i].rawQuery); fmt.Sprint(q) != fmt.Sprint(w.q) {
+			t.Errorf("request %d: query %v, want %v", i, q, w.q)
 		}
 	}
 }

@@ -8,106 +8,104 @@ import (
 // The decoders take a body that classify accepted (a JSON object that is
 // not an error answer) and return its payload.
 
-// decodeHistory decodes GET /api/v5/orders/history. An entry without a
-// usable id fails the page: the cursor cannot move past what it cannot name.
+// decodeHistory decodes GET /api/v5/orders/history. Only a body whose
+// "history" is not a list fails; each entry decodes whatever its shape
+// (see HistoryEntry), so one odd entry never fails its page.
 func decodeHistory(body []byte) (HistoryPage, error) {
 	var r struct {
-		GeneratedAt lenientString  `json:"generatedAt"`
-		History     []HistoryEntry `json:"history"`
-		Pagination  Pagination     `json:"pagination"`
+		GeneratedAt lenientString   `json:"generatedAt"`
+		History     json.RawMessage `json:"history"`
+		Pagination  Pagination      `json:"pagination"`
 	}
 	if err := unmarshalObject(body, &r); err != nil {
 		return HistoryPage{}, err
 	}
-	return HistoryPage{GeneratedAt: string(r.GeneratedAt), History: r.History, Pagination: r.Pagination}, nil
+	var raw []json.RawMessage
+	if !isArray(r.History) || json.Unmarshal(r.History, &raw) != nil {
+		return HistoryPage{}, fmt.Errorf("history: not a list: %.40q", r.History)
+	}
+	entries := make([]HistoryEntry, len(raw))
+	for i, e := range raw {
+		_ = entries[i].UnmarshalJSON(e) // never fails
+	}
+	return HistoryPage{GeneratedAt: string(r.GeneratedAt), History: entries, Pagination: r.Pagination}, nil
+}
+
+// OrdersPage is one page of GET /api/v5/orders.
+type OrdersPage struct {
+	Orders     []Order
+	Pagination Pagination
 }
 
 // decodeOrders decodes GET /api/v5/orders. An order without a usable id is
 // left out and reported in skipped; the others are returned in API order.
-func decodeOrders(body []byte) (orders []Order, skipped []error, err error) {
+// "orders" must be a list (absent or null: none).
+func decodeOrders(body []byte) (page OrdersPage, skipped []error, err error) {
 	var r struct {
-		Orders []json.RawMessage `json:"orders"`
+		Orders     []json.RawMessage `json:"orders"`
+		Pagination Pagination        `json:"pagination"`
 	}
 	if err := unmarshalObject(body, &r); err != nil {
-		return nil, nil, err
+		return OrdersPage{}, nil, err
 	}
-	orders = make([]Order, 0, len(r.Orders))
+	page = OrdersPage{Orders: make([]Order, 0, len(r.Orders)), Pagination: r.Pagination}
 	for i, raw := range r.Orders {
 		var o Order
 		if err := o.UnmarshalJSON(raw); err != nil {
 			skipped = append(skipped, fmt.Errorf("orders[%d]: %w", i, err))
 			continue
 		}
-		orders = append(orders, o)
+		page.Orders = append(page.Orders, o)
 	}
-	return orders, skipped, nil
+	return page, skipped, nil
 }
 
-// decodeStatuses decodes GET /api/v5/reference/statuses: an object keyed
-// by code ([] when empty). A status that is not an object is left out.
-func decodeStatuses(body []byte) (map[string]Status, error) {
-	var r struct {
-		Statuses json.RawMessage `json:"statuses"`
-	}
+// refEntry is a reference item (*Status, *Site) that takes its code from
+// its key in the reference object when it carries none.
+type refEntry[T any] interface {
+	*T
+	json.Unmarshaler
+	codeOr(key string) string
+}
+
+// decodeReference decodes a reference answer (GET /api/v5/reference/...):
+// under name, an object keyed by code, [] when empty. Absent or null means
+// the account has none. An item that is not an object is left out; items
+// are keyed by their own code, which may differ from their key.
+func decodeReference[T any, P refEntry[T]](body []byte, name string) (map[string]T, error) {
+	var r map[string]json.RawMessage
 	if err := unmarshalObject(body, &r); err != nil {
 		return nil, err
 	}
-	raw := objectOrEmptyList(r.Statuses)
-	if raw == nil {
-		return nil, fmt.Errorf("statuses: not an object: %.40q", r.Statuses)
+	if isNull(r[name]) {
+		return map[string]T{}, nil
 	}
-	out := make(map[string]Status, len(raw))
-	for code, v := range raw {
-		var s Status
-		if s.UnmarshalJSON(v) != nil {
+	raw := objectOrEmptyList(r[name])
+	if raw == nil {
+		return nil, fmt.Errorf("%s: not an object: %.40q", name, r[name])
+	}
+	out := make(map[string]T, len(raw))
+	for key, v := range raw {
+		var item T
+		if P(&item).UnmarshalJSON(v) != nil {
 			continue
 		}
-		if s.Code == "" {
-			s.Code = code
-		}
-		out[code] = s
+		out[P(&item).codeOr(key)] = item
 	}
 	return out, nil
 }
 
-// decodeCredentials decodes GET /api/credentials.
+// decodeCredentials decodes GET /api/credentials. A sitesAvailable that is
+// absent or not a list leaves SitesListed false.
 func decodeCredentials(body []byte) (Credentials, error) {
 	var r struct {
-		Scopes         []lenientString `json:"scopes"`
-		SiteAccess     lenientString   `json:"siteAccess"`
-		SitesAvailable json.RawMessage `json:"sitesAvailable"`
+		Scopes         lenientStrings `json:"scopes"`
+		SiteAccess     lenientString  `json:"siteAccess"`
+		SitesAvailable lenientStrings `json:"sitesAvailable"`
 	}
 	if err := unmarshalObject(body, &r); err != nil {
 		return Credentials{}, err
 	}
-	c := Credentials{SiteAccess: string(r.SiteAccess)}
-	for _, s := range r.Scopes {
-		c.Scopes = append(c.Scopes, string(s))
-	}
-	sites, err := stringList(r.SitesAvailable)
-	if err != nil {
-		return Credentials{}, fmt.Errorf("sitesAvailable: %w", err)
-	}
-	c.SitesAvailable = sites
-	return c, nil
-}
-
-// stringList takes a list of strings, or an object of them (PHP arrays
-// with gaps in their keys encode as objects), or null.
-func stringList(raw json.RawMessage) ([]string, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	var l []string
-	if err := json.Unmarshal(raw, &l); err == nil {
-		return l, nil
-	}
-	var m map[string]string
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("not a list of strings: %.40q", raw)
-	}
-	for _, k := range sortedKeys(m) {
-		l = append(l, m[k])
-	}
-	return l, nil
+	return Credentials{Scopes: r.Scopes.list, SiteAccess: string(r.SiteAccess),
+		SitesAvailable: r.SitesAvailable.list, SitesListed: r.SitesAvailable.ok}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -137,30 +138,51 @@ func TestLenientScalars(t *testing.T) {
 	}
 }
 
-func TestStringList(t *testing.T) {
+func TestLenientStrings(t *testing.T) {
 	tests := []struct {
 		raw  string
 		want []string
 		ok   bool
 	}{
 		{`["a","b"]`, []string{"a", "b"}, true},
-		{`{"0":"a","2":"b"}`, []string{"a", "b"}, true},
-		{`null`, nil, true},
+		{`{"0":"a","2":"b","10":"c"}`, []string{"a", "b", "c"}, true},
+		{`[1, true, "x", null, {}]`, []string{"1", "true", "x"}, true},
+		{`[]`, nil, true},
+		{`{}`, nil, true},
+		{`null`, nil, false},
 		{`"a"`, nil, false},
+		{`17`, nil, false},
+		{``, nil, false},
 	}
 	for _, tt := range tests {
-		got, err := stringList(json.RawMessage(tt.raw))
-		if (err == nil) != tt.ok || len(got) != len(tt.want) {
-			t.Errorf("stringList(%s) = %q, %v", tt.raw, got, err)
+		var l lenientStrings
+		if err := l.UnmarshalJSON([]byte(tt.raw)); err != nil || l.ok != tt.ok || !slices.Equal(l.list, tt.want) {
+			t.Errorf("lenientStrings(%s) = %q ok %v (%v), want %q ok %v", tt.raw, l.list, l.ok, err, tt.want, tt.ok)
 		}
 	}
 }
 
-// FuzzDecodeHistory: never panics; a page that decodes keeps every entry's
-// order and values byte for byte with positive ids; and a page whose ids are
-// all plain positive integers is never refused (see canonicalID).
+func TestParseFlag(t *testing.T) {
+	for raw, want := range map[string][2]bool{
+		`true`: {true, true}, `"true"`: {true, true}, `1`: {true, true}, `"1"`: {true, true},
+		`false`: {false, true}, `"false"`: {false, true}, `0`: {false, true}, `"0"`: {false, true},
+		`null`: {false, false}, `"yes"`: {false, false}, `2`: {false, false}, `{}`: {false, false}, ``: {false, false},
+	} {
+		if v, ok := parseFlag([]byte(raw)); v != want[0] || ok != want[1] {
+			t.Errorf("parseFlag(%s) = %v, %v; want %v, %v", raw, v, ok, want[0], want[1])
+		}
+	}
+}
+
+// FuzzDecodeHistory: never panics; refuses a body only when it is not an
+// object whose "history" is a list; then every entry is there, in order,
+// with its order and values byte for byte, a canonical id read as itself
+// and anything else as 0, and the order's odd shapes flagged.
 func FuzzDecodeHistory(f *testing.F) {
 	for _, name := range []string{"history.json", "truncated.json", "error_filter.json"} {
+		f.Add(file(f, name))
+	}
+	for _, name := range sampleFiles(f) {
 		f.Add(file(f, name))
 	}
 	f.Add([]byte(`{"history":[{"id":"7","oldValue":{"code":1},"newValue":[],"user":"x","apiKey":[],"order":{"id":"3","status":{"code":"a"}}}]}`))
@@ -168,47 +190,51 @@ func FuzzDecodeHistory(f *testing.F) {
 	f.Add([]byte(`{"history":[{"id":1,"created":"1","field":"status","newValue":"approved","order":{"id":2,"site":7}}],"pagination":{"limit":"100","totalCount":1e3}}`))
 	f.Add([]byte(`{"history":[{"id":9223372036854775808,"order":{"id":1}}]}`))
 	f.Add([]byte(`{"history":[{"id":1,"ID":"x","order":null}]}`))
+	f.Add([]byte(`{"history":[{"id":2,"order":[]},{"id":3,"order":"5"},{"id":4,"order":{"id":0}},{"id":5},7,null,[]]}`))
+	f.Add([]byte(`{"history":[{"id":6,"created":true,"field":"order_product","item":{"id":1,"offer":{"id":2}},"order":{"id":9}},{"id":7,"created":"true","field":"payments","payment":{"id":3},"order":{"id":9}}]}`))
+	f.Add([]byte(`{"history":[{"id":8,"deleted":true,"field":"id","combinedTo":{"id":10,"site":"s"},"ancestor":[],"order":{"id":9}},{"id":9,"item":[],"payment":{},"order":{"id":9,"statusUpdatedAt":17}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		page, err := decodeHistory(body)
 		var orig struct {
-			History []struct {
+			History json.RawMessage `json:"history"`
+		}
+		var entries []json.RawMessage
+		readable := isObject(body) && json.Unmarshal(body, &orig) == nil && isArray(orig.History) &&
+			json.Unmarshal(orig.History, &entries) == nil
+		if err != nil {
+			if readable {
+				t.Fatalf("refused a page whose history is a list: %v", err)
+			}
+			return
+		}
+		if !readable || len(entries) != len(page.History) {
+			t.Fatalf("decoded %d entries from a body the standard decoder reads as %d (readable %v)", len(page.History), len(entries), readable)
+		}
+		for i, e := range page.History {
+			var o struct {
 				ID       json.RawMessage `json:"id"`
 				Order    json.RawMessage `json:"order"`
 				OldValue json.RawMessage `json:"oldValue"`
 				NewValue json.RawMessage `json:"newValue"`
-			} `json:"history"`
-		}
-		stdErr := json.Unmarshal(body, &orig)
-		if err != nil {
-			if stdErr != nil || !isObject(body) {
-				return
 			}
-			for _, e := range orig.History {
-				if !canonicalID(e.ID) || !isNull(e.Order) && !isObject(e.Order) {
-					return
+			if !isObject(entries[i]) || json.Unmarshal(entries[i], &o) != nil {
+				if e.ID != 0 || e.Order != nil {
+					t.Fatalf("entry %d %.40q is not an object, yet decoded as %+v", i, entries[i], e)
 				}
-				var o struct {
-					ID json.RawMessage `json:"id"`
+				continue
+			}
+			if want, _ := parseID(o.ID); e.ID != want || canonicalID(o.ID) && e.ID <= 0 || e.ID < 0 {
+				t.Fatalf("entry %d: id %d from %q", i, e.ID, o.ID)
+			}
+			switch {
+			case isNull(o.Order):
+				if e.Order != nil {
+					t.Fatalf("entry %d: order %+v from %q", i, e.Order, o.Order)
 				}
-				if !isNull(e.Order) && (json.Unmarshal(e.Order, &o) != nil || !canonicalID(o.ID)) {
-					return
-				}
-			}
-			t.Fatalf("refused a page whose ids are all plain positive integers: %v", err)
-		}
-		if stdErr != nil || len(orig.History) != len(page.History) {
-			t.Fatalf("decoded %d entries from a body the standard decoder reads as %d (%v)", len(page.History), len(orig.History), stdErr)
-		}
-		for i, e := range page.History {
-			o := orig.History[i]
-			if e.ID <= 0 {
-				t.Fatalf("entry %d: id %d", i, e.ID)
-			}
-			if e.Order != nil && (!bytes.Equal(e.Order.Raw, o.Order) || e.Order.ID <= 0) {
-				t.Fatalf("entry %d: order raw %q, want %q", i, e.Order.Raw, o.Order)
-			}
-			if e.Order == nil && !isNull(o.Order) {
-				t.Fatalf("entry %d: order %q dropped", i, o.Order)
+			case e.Order == nil || !bytes.Equal(e.Order.Raw, o.Order):
+				t.Fatalf("entry %d: order %+v, want raw %q", i, e.Order, o.Order)
+			case e.Order.NotObject == isObject(o.Order) || e.Order.NotObject && e.Order.ID != 0 || e.Order.ID < 0:
+				t.Fatalf("entry %d: order %q decoded as id %d, not object %v", i, o.Order, e.Order.ID, e.Order.NotObject)
 			}
 			if !bytes.Equal(e.OldValue.Raw, o.OldValue) || !bytes.Equal(e.NewValue.Raw, o.NewValue) {
 				t.Fatalf("entry %d: values %q -> %q, want %q -> %q", i, e.OldValue.Raw, e.NewValue.Raw, o.OldValue, o.NewValue)
@@ -216,6 +242,11 @@ func FuzzDecodeHistory(f *testing.F) {
 			var str string
 			if json.Unmarshal(o.NewValue, &str) == nil && e.NewValue.Code() != str {
 				t.Fatalf("entry %d: Code() of string %q = %q", i, o.NewValue, e.NewValue.Code())
+			}
+			for _, raw := range [][]byte{e.Item, e.Payment} {
+				if raw != nil && (!json.Valid(raw) || isNull(raw)) {
+					t.Fatalf("entry %d: item or payment %q", i, raw)
+				}
 			}
 		}
 	})
@@ -246,11 +277,16 @@ func FuzzDecodeOrders(f *testing.F) {
 	f.Add([]byte(`{"orders":[{"id":1,"payments":{"1":{"amount":"x"}},"customFields":[]},{"id":-1},7,null]}`))
 	f.Add([]byte(`{"orders":[{"id":"2","payments":[],"customFields":{"a":[1,{"b":null}]},"status":{"code":"new"}},{"id":1.5},{"id":"1e3"}]}`))
 	f.Add([]byte(`{"orders":[{"id":3,"payments":{"1":{"amount":1e400,"id":"x"}}}]}`))
+	f.Add([]byte(`{"orders":[{"id":4,"payments":[{"id":7,"amount":"5"},{"type":"cash"},3,null],"statusUpdatedAt":"2026-11-23 09:00:00"},{"id":5,"payments":{}}]}`))
+	for _, name := range sampleFiles(f) {
+		f.Add(file(f, name))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		orders, skipped, err := decodeOrders(body)
+		page, skipped, err := decodeOrders(body)
 		if err != nil {
 			return
 		}
+		orders := page.Orders
 		var orig struct {
 			Orders []json.RawMessage `json:"orders"`
 		}
@@ -337,9 +373,9 @@ func BenchmarkDecodeOrders(b *testing.B) {
 	body := pageOf(b, 100, false)
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		o, skipped, err := decodeOrders(body)
-		if err != nil || len(o) != 100 || len(skipped) != 0 {
-			b.Fatal(len(o), skipped, err)
+		p, skipped, err := decodeOrders(body)
+		if err != nil || len(p.Orders) != 100 || len(skipped) != 0 {
+			b.Fatal(len(p.Orders), skipped, err)
 		}
 	}
 }

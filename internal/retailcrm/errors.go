@@ -18,7 +18,8 @@ import (
 var (
 	// ErrUnauthorized: any 401 or 403, e.g. 403 `Wrong "apiKey" value.`
 	ErrUnauthorized = errors.New("retailcrm: wrong API key")
-	// ErrAccountNotFound: the URL answers with HTML (or a redirect), not the API.
+	// ErrAccountNotFound: the URL answers with HTML (or a redirect), not the
+	// API, or the API answers "Account does not exist".
 	ErrAccountNotFound = errors.New("retailcrm: no RetailCRM account at this URL")
 	// ErrRateLimited: 503/429 still returned after all retries.
 	ErrRateLimited = errors.New("retailcrm: rate limited")

@@ -43,6 +43,12 @@ func FuzzClassify(f *testing.F) {
 		{500, "server_error.json"}, {200, "credentials.json"}} {
 		f.Add(c.code, "application/json", file(f, c.file))
 	}
+	for _, name := range sampleFiles(f) {
+		f.Add(200, "application/json", file(f, name))
+	}
+	f.Add(200, "application/json", []byte(`{"success":"true"}`))
+	f.Add(200, "application/json", []byte(`{"success":"0","errorMsg":"no"}`))
+	f.Add(400, "application/json", []byte(`{"success":false,"errorMsg":"Account does not exist."}`))
 	f.Add(200, "text/html; charset=utf-8", []byte(`{"success":true}`))
 	f.Add(200, "", []byte("\ufeff <html>"))
 	f.Add(302, "", []byte(nil))

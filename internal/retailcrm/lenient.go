@@ -67,7 +67,75 @@ func (f *lenientFloat) UnmarshalJSON(b []byte) error {
 type lenientBool bool
 
 func (v *lenientBool) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(bytes.TrimSpace(b)), `"`)
-	*v = lenientBool(s == "true" || s == "1")
+	val, _ := parseFlag(b)
+	*v = lenientBool(val)
+	return nil
+}
+
+// lenientFlag is a lenientBool that also remembers whether the value was
+// one of the recognised forms, for the fields where "absent or odd" must
+// not read as false (the envelope's success).
+type lenientFlag struct{ set, value bool }
+
+func (f *lenientFlag) UnmarshalJSON(b []byte) error {
+	f.value, f.set = parseFlag(b)
+	return nil
+}
+
+// parseFlag reads true/false, 1/0 and their string forms ("true", "1",
+// ...): PHP clients and mocks send all of them. ok is false for anything else.
+func parseFlag(b []byte) (value, ok bool) {
+	switch strings.Trim(string(bytes.TrimSpace(b)), `"`) {
+	case "true", "1":
+		return true, true
+	case "false", "0":
+		return false, true
+	}
+	return false, false
+}
+
+// lenientStrings takes a list of strings, or an object of them (PHP arrays
+// with gaps in their keys encode as objects), numbers and booleans read as
+// their text; anything else gives nil. ok reports whether the value was a
+// list or an object at all.
+type lenientStrings struct {
+	list []string
+	ok   bool
+}
+
+func (l *lenientStrings) UnmarshalJSON(b []byte) error {
+	*l = lenientStrings{}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '[':
+		var items []lenientString
+		if json.Unmarshal(b, &items) != nil {
+			return nil
+		}
+		l.ok = true
+		for _, s := range items {
+			if s != "" {
+				l.list = append(l.list, string(s))
+			}
+		}
+	case '{':
+		var m map[string]lenientString
+		if json.Unmarshal(b, &m) != nil {
+			return nil
+		}
+		l.ok = true
+		keys := make(map[string]string, len(m))
+		for k, s := range m {
+			keys[k] = string(s)
+		}
+		for _, k := range sortedKeys(keys) {
+			if keys[k] != "" {
+				l.list = append(l.list, keys[k])
+			}
+		}
+	}
 	return nil
 }

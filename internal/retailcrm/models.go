@@ -10,9 +10,12 @@ import (
 
 // The models below decode only what the poller reads, and decode it
 // leniently: RetailCRM is a PHP application whose JSON types drift (numbers
-// sent as strings, empty objects sent as [], custom fields of any shape), and
-// one odd order must not hide the others. Only ids are strict, because the
-// poller cannot act on an entry or order it cannot identify.
+// sent as strings, empty objects sent as [], custom fields of any shape),
+// and the published samples of its own clients and modules show every one
+// of these shapes. One odd entry or order must not hide the others, so a
+// history entry never fails to decode: what cannot be read is left zero
+// and detection reports it. Only full orders (GET /api/v5/orders) without
+// a usable id are left out, because nothing can be done with them.
 
 // HistoryPage is one page of GET /api/v5/orders/history.
 type HistoryPage struct {
@@ -46,45 +49,64 @@ func (p *Pagination) UnmarshalJSON(b []byte) error {
 
 // HistoryEntry is one change of one order field.
 type HistoryEntry struct {
+	// ID is the entry's own history id: 0 when it is missing or not a
+	// positive integer, or when the entry is not a JSON object at all. A
+	// reader cannot tell where such an entry belongs, so it must not move a
+	// cursor past it.
 	ID        int64       `json:"id"`
 	CreatedAt string      `json:"createdAt"`
 	Created   bool        `json:"created"`
 	Deleted   bool        `json:"deleted"`
-	Source    string      `json:"source"`
+	Source    string      `json:"source"` // user, api, code, ...
 	Field     string      `json:"field"`
 	OldValue  Value       `json:"oldValue"`
 	NewValue  Value       `json:"newValue"`
 	User      *User       `json:"user,omitempty"`
 	APIKey    *APIKeyInfo `json:"apiKey,omitempty"`
-	Order     *EntryOrder `json:"order,omitempty"`
+	// Order is the order the entry belongs to; nil when "order" is absent
+	// or null. Its other odd shapes are kept and flagged in EntryOrder.
+	Order *EntryOrder `json:"order,omitempty"`
+	// Item and Payment are the order item or payment the entry is about
+	// (fields such as order_product.status or payments.status, and their
+	// creations), as sent; nil when absent, null or empty ([] or {}).
+	Item    json.RawMessage `json:"item,omitempty"`
+	Payment json.RawMessage `json:"payment,omitempty"`
+	// Ancestor and CombinedTo come with order merges: the order an entry's
+	// change came from, and the order this order was merged into.
+	Ancestor   *EntryOrder `json:"ancestor,omitempty"`
+	CombinedTo *EntryOrder `json:"combinedTo,omitempty"`
 }
 
-// UnmarshalJSON requires a numeric id and an order with a numeric id (when
-// present) and decodes everything else leniently.
+// UnmarshalJSON never fails: an entry that is not an object, or whose id
+// cannot be read, decodes with ID 0; every other field is lenient.
 func (e *HistoryEntry) UnmarshalJSON(b []byte) error {
 	var l struct {
-		ID        json.RawMessage `json:"id"`
-		CreatedAt lenientString   `json:"createdAt"`
-		Created   lenientBool     `json:"created"`
-		Deleted   lenientBool     `json:"deleted"`
-		Source    lenientString   `json:"source"`
-		Field     lenientString   `json:"field"`
-		OldValue  Value           `json:"oldValue"`
-		NewValue  Value           `json:"newValue"`
-		User      json.RawMessage `json:"user"`
-		APIKey    json.RawMessage `json:"apiKey"`
-		Order     json.RawMessage `json:"order"`
+		ID         json.RawMessage `json:"id"`
+		CreatedAt  lenientString   `json:"createdAt"`
+		Created    lenientBool     `json:"created"`
+		Deleted    lenientBool     `json:"deleted"`
+		Source     lenientString   `json:"source"`
+		Field      lenientString   `json:"field"`
+		OldValue   Value           `json:"oldValue"`
+		NewValue   Value           `json:"newValue"`
+		User       json.RawMessage `json:"user"`
+		APIKey     json.RawMessage `json:"apiKey"`
+		Order      json.RawMessage `json:"order"`
+		Item       json.RawMessage `json:"item"`
+		Payment    json.RawMessage `json:"payment"`
+		Ancestor   json.RawMessage `json:"ancestor"`
+		CombinedTo json.RawMessage `json:"combinedTo"`
 	}
-	if err := unmarshalObject(b, &l); err != nil {
-		return fmt.Errorf("history entry: %w", err)
+	*e = HistoryEntry{}
+	if unmarshalObject(b, &l) != nil {
+		return nil
 	}
-	id, err := parseID(l.ID)
-	if err != nil {
-		return fmt.Errorf("history entry: %w", err)
-	}
+	id, _ := parseID(l.ID)
 	*e = HistoryEntry{
 		ID: id, CreatedAt: string(l.CreatedAt), Created: bool(l.Created), Deleted: bool(l.Deleted),
 		Source: string(l.Source), Field: string(l.Field), OldValue: l.OldValue, NewValue: l.NewValue,
+		Order: decodeEntryOrder(l.Order), Item: nonEmpty(l.Item), Payment: nonEmpty(l.Payment),
+		Ancestor: decodeEntryOrder(l.Ancestor), CombinedTo: decodeEntryOrder(l.CombinedTo),
 	}
 	if isObject(l.User) {
 		var u struct {
@@ -101,13 +123,6 @@ func (e *HistoryEntry) UnmarshalJSON(b []byte) error {
 		if unmarshalObject(l.APIKey, &k) == nil {
 			e.APIKey = &APIKeyInfo{Current: bool(k.Current)}
 		}
-	}
-	if !isNull(l.Order) {
-		var o EntryOrder
-		if err := o.UnmarshalJSON(l.Order); err != nil {
-			return fmt.Errorf("history entry %d: %w", id, err)
-		}
-		e.Order = &o
 	}
 	return nil
 }
@@ -165,50 +180,73 @@ type APIKeyInfo struct {
 	Current bool `json:"current"`
 }
 
-// EntryOrder is the order attached to a history entry: full on a creation
-// entry, minimal {id, externalId, managerId, site, status} otherwise.
-// Raw keeps the JSON as sent.
+// EntryOrder is an order as a history entry carries it: full on a
+// creation entry, minimal {id, externalId, managerId, site, status}
+// otherwise; also the order of "ancestor" and "combinedTo". Raw keeps the
+// JSON as sent.
 type EntryOrder struct {
-	ID         int64           `json:"id"`
-	ExternalID string          `json:"externalId,omitempty"`
-	Number     string          `json:"number,omitempty"`
-	Site       string          `json:"site,omitempty"`
-	Status     string          `json:"status,omitempty"`
-	Raw        json.RawMessage `json:"-"`
+	ID              int64  `json:"id"` // 0 when missing or not a positive integer
+	ExternalID      string `json:"externalId,omitempty"`
+	Number          string `json:"number,omitempty"`
+	Site            string `json:"site,omitempty"`
+	Status          string `json:"status,omitempty"`
+	StatusUpdatedAt string `json:"statusUpdatedAt,omitempty"` // "Y-m-d H:i:s", account time zone
+	// NotObject: the value was not a JSON object (PHP's [] for an empty
+	// order, a list or a scalar); only Raw is set.
+	NotObject bool            `json:"-"`
+	Raw       json.RawMessage `json:"-"`
 }
 
-// UnmarshalJSON decodes the light fields and keeps the exact bytes in Raw.
+// UnmarshalJSON decodes the light fields and keeps the exact bytes in Raw;
+// it never fails (see EntryOrder.NotObject and EntryOrder.ID).
 func (o *EntryOrder) UnmarshalJSON(b []byte) error {
-	l, err := decodeOrderFields(b)
-	if err != nil {
-		return err
+	*o = EntryOrder{}
+	if d := decodeEntryOrder(b); d != nil {
+		*o = *d
 	}
-	*o = EntryOrder{ID: l.id, ExternalID: l.externalID, Number: l.number, Site: l.site, Status: l.status, Raw: bytes.Clone(b)}
 	return nil
 }
 
 // MarshalJSON writes the order exactly as the API sent it.
 func (o EntryOrder) MarshalJSON() ([]byte, error) { return rawOrNull(o.Raw), nil }
 
+// decodeEntryOrder returns nil for an absent or null order.
+func decodeEntryOrder(raw json.RawMessage) *EntryOrder {
+	if isNull(raw) {
+		return nil
+	}
+	o := &EntryOrder{Raw: bytes.Clone(raw)}
+	f, err := decodeOrderFields(raw)
+	if err != nil {
+		o.NotObject = true
+		return o
+	}
+	o.ID, o.ExternalID, o.Number, o.Site, o.Status, o.StatusUpdatedAt = f.id, f.externalID, f.number, f.site, f.status, f.statusUpdatedAt
+	return o
+}
+
 // Order is a full order from GET /api/v5/orders. Only the fields the poller
 // reads are decoded; Raw is the order exactly as the API returned it.
 type Order struct {
-	ID         int64  `json:"id"`
-	ExternalID string `json:"externalId,omitempty"`
-	Number     string `json:"number,omitempty"`
-	Site       string `json:"site,omitempty"`
-	Status     string `json:"status,omitempty"`
-	// Payments is the "payments" object keyed by payment id (RetailCRM sends
-	// an object, or [] when there are none); nil when absent or of another shape.
+	ID              int64  `json:"id"`
+	ExternalID      string `json:"externalId,omitempty"`
+	Number          string `json:"number,omitempty"`
+	Site            string `json:"site,omitempty"`
+	Status          string `json:"status,omitempty"`
+	StatusUpdatedAt string `json:"statusUpdatedAt,omitempty"` // "Y-m-d H:i:s", account time zone
+	// Payments is "payments" keyed by payment id. RetailCRM sends an object
+	// keyed by id; modules and older answers send a list of payments (keyed
+	// here by their id, or by position when they have none); [] and {} mean
+	// none (an empty map). Nil when absent or of another shape.
 	Payments map[string]Payment `json:"payments,omitempty"`
 	// CustomFields is "customFields": an object keyed by field code, or []
 	// (decoded as an empty map) when the order has none. Values stay raw
-	// because each field has its own type.
+	// because each field has its own type (strings, numbers, booleans, lists).
 	CustomFields map[string]json.RawMessage `json:"customFields,omitempty"`
 	Raw          json.RawMessage            `json:"-"`
 }
 
-// Payment is one entry of an order's payments object.
+// Payment is one payment of an order.
 type Payment struct {
 	ID     int64   `json:"id"`
 	Status string  `json:"status"`
@@ -216,14 +254,19 @@ type Payment struct {
 	Amount float64 `json:"amount"`
 }
 
-// UnmarshalJSON decodes the light fields and keeps the exact bytes in Raw.
+// UnmarshalJSON decodes the light fields and keeps the exact bytes in Raw;
+// an order without a usable id is an error.
 func (o *Order) UnmarshalJSON(b []byte) error {
 	l, err := decodeOrderFields(b)
 	if err != nil {
 		return err
 	}
+	if l.idErr != nil {
+		return fmt.Errorf("order: %w", l.idErr)
+	}
 	*o = Order{ID: l.id, ExternalID: l.externalID, Number: l.number, Site: l.site, Status: l.status,
-		Payments: decodePayments(l.payments), CustomFields: objectOrEmptyList(l.customFields), Raw: bytes.Clone(b)}
+		StatusUpdatedAt: l.statusUpdatedAt, Payments: decodePayments(l.payments),
+		CustomFields: objectOrEmptyList(l.customFields), Raw: bytes.Clone(b)}
 	return nil
 }
 
@@ -232,36 +275,55 @@ func (o Order) MarshalJSON() ([]byte, error) { return rawOrNull(o.Raw), nil }
 
 // orderFields are the fields shared by Order and EntryOrder.
 type orderFields struct {
-	id                               int64
-	externalID, number, site, status string
-	payments, customFields           json.RawMessage
+	id                                                int64
+	idErr                                             error // why id is 0
+	externalID, number, site, status, statusUpdatedAt string
+	payments, customFields                            json.RawMessage
 }
 
+// decodeOrderFields fails only when b is not a JSON object.
 func decodeOrderFields(b []byte) (orderFields, error) {
 	var l struct {
-		ID           json.RawMessage `json:"id"`
-		ExternalID   lenientString   `json:"externalId"`
-		Number       lenientString   `json:"number"`
-		Site         lenientString   `json:"site"`
-		Status       Value           `json:"status"` // a code, or {"code": ...} in some places
-		Payments     json.RawMessage `json:"payments"`
-		CustomFields json.RawMessage `json:"customFields"`
+		ID              json.RawMessage `json:"id"`
+		ExternalID      lenientString   `json:"externalId"`
+		Number          lenientString   `json:"number"`
+		Site            lenientString   `json:"site"`
+		Status          Value           `json:"status"` // a code, or {"code": ...} in some places
+		StatusUpdatedAt lenientString   `json:"statusUpdatedAt"`
+		Payments        json.RawMessage `json:"payments"`
+		CustomFields    json.RawMessage `json:"customFields"`
 	}
 	if err := unmarshalObject(b, &l); err != nil {
 		return orderFields{}, fmt.Errorf("order: %w", err)
 	}
-	id, err := parseID(l.ID)
-	if err != nil {
-		return orderFields{}, fmt.Errorf("order: %w", err)
-	}
-	return orderFields{id: id, externalID: string(l.ExternalID), number: string(l.Number),
-		site: string(l.Site), status: l.Status.Code(), payments: l.Payments, customFields: l.CustomFields}, nil
+	id, idErr := parseID(l.ID)
+	return orderFields{id: id, idErr: idErr, externalID: string(l.ExternalID), number: string(l.Number),
+		site: string(l.Site), status: l.Status.Code(), statusUpdatedAt: string(l.StatusUpdatedAt),
+		payments: l.Payments, customFields: l.CustomFields}, nil
 }
 
+// decodePayments takes the object and list forms of "payments" (see
+// Order.Payments).
 func decodePayments(raw json.RawMessage) map[string]Payment {
 	objs := objectOrEmptyList(raw)
 	if objs == nil {
-		return nil
+		var list []json.RawMessage
+		if !isArray(raw) || json.Unmarshal(raw, &list) != nil {
+			return nil
+		}
+		objs = make(map[string]json.RawMessage, len(list))
+		for i, v := range list {
+			var p struct {
+				ID json.RawMessage `json:"id"`
+			}
+			key := strconv.Itoa(i)
+			if unmarshalObject(v, &p) == nil {
+				if id, err := parseID(p.ID); err == nil {
+					key = strconv.FormatInt(id, 10)
+				}
+			}
+			objs[key] = v
+		}
 	}
 	out := make(map[string]Payment, len(objs))
 	for k, v := range objs {
@@ -326,11 +388,56 @@ func (s *Status) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+func (s *Status) codeOr(key string) string {
+	if s.Code == "" {
+		s.Code = key
+	}
+	return s.Code
+}
+
+// Site is a reference site (a shop of the account).
+type Site struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+// UnmarshalJSON decodes a site leniently.
+func (s *Site) UnmarshalJSON(b []byte) error {
+	var l struct {
+		Code lenientString `json:"code"`
+		Name lenientString `json:"name"`
+		URL  lenientString `json:"url"`
+	}
+	if err := unmarshalObject(b, &l); err != nil {
+		return fmt.Errorf("site: %w", err)
+	}
+	*s = Site{Code: string(l.Code), Name: string(l.Name), URL: string(l.URL)}
+	return nil
+}
+
+func (s *Site) codeOr(key string) string {
+	if s.Code == "" {
+		s.Code = key
+	}
+	return s.Code
+}
+
+// Site access of an API key (Credentials.SiteAccess).
+const (
+	AccessFull      = "access_full"      // the key sees every site of the account
+	AccessSelective = "access_selective" // the key sees the sites listed in sitesAvailable
+)
+
 // Credentials is GET /api/credentials.
 type Credentials struct {
-	Scopes         []string `json:"scopes"`
-	SiteAccess     string   `json:"siteAccess"` // access_full | access_selective
+	Scopes     []string `json:"scopes"`
+	SiteAccess string   `json:"siteAccess"` // AccessFull | AccessSelective, or "" when not sent
+	// SitesAvailable are the sites the key sees, when SitesListed. Some
+	// answers carry no sitesAvailable at all (api-client-php's sample has
+	// only scopes, credentials and siteAccess).
 	SitesAvailable []string `json:"sitesAvailable"`
+	SitesListed    bool     `json:"-"`
 }
 
 // parseID accepts a positive integer as a JSON number or a numeric string.
@@ -356,6 +463,23 @@ func rawOrNull(raw json.RawMessage) []byte {
 func isNull(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
+// nonEmpty returns a copy of raw, or nil when it is absent, null, [] or {}.
+func nonEmpty(raw json.RawMessage) json.RawMessage {
+	if isNull(raw) {
+		return nil
+	}
+	var c bytes.Buffer
+	if json.Compact(&c, raw) == nil && (c.String() == "[]" || c.String() == "{}") {
+		return nil
+	}
+	return bytes.Clone(raw)
+}
+
+func isArray(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '['
 }
 
 func isObject(raw json.RawMessage) bool {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 var long = flag.Bool("long", false, "run the 1,000,000-event file size test (also STORE_LONG=1)")
@@ -25,7 +26,7 @@ func fill(tb testing.TB, s *Store, from int64, n int) int64 {
 			from++
 			ids[i] = from
 		}
-		commit(tb, s, "a", Commit{Events: newEvents("a", ids...), Webhooks: []string{"1"}, Cursor: from, PruneSeenBelow: from - 200})
+		commit(tb, s, "a", Commit{Events: newEvents("a", ids...), Webhooks: []string{"1"}, Cursor: from, Prune: Prune{SeenBelow: from - 200, Before: time.Now()}})
 		n -= k
 	}
 	return from

@@ -67,12 +67,12 @@ func crashChild(path string) error {
 			ids[i] = cursor
 		}
 		err := s.CommitPoll("acct", Commit{
-			Events:         newEvents("acct", ids...),
-			Webhooks:       []string{"a", "b"},
-			Cursor:         cursor,
-			Marks:          []Mark{{At: time.Now(), Cursor: cursor}},
-			PruneSeenBelow: cursor - 300,
-			At:             time.Now(),
+			Events:   newEvents("acct", ids...),
+			Webhooks: []string{"a", "b"},
+			Cursor:   cursor,
+			Marks:    []Mark{{At: time.Now(), Cursor: cursor}},
+			Prune:    Prune{SeenBelow: cursor - 300, Before: time.Now()},
+			At:       time.Now(),
 		})
 		if err != nil {
 			return err

@@ -7,23 +7,30 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 )
 
-// Mark records where the cursor stood at a time; the look-back window keeps
-// re-reading from the oldest mark younger than the look-back time.
+// Mark is a stretch of history ids the cursor passed: the ids above Cursor
+// up to the next mark (or the cursor itself). An entry in it may still be
+// uncommitted, so polls re-read the stretch until one that started at least
+// look_back_time after At has done so.
 type Mark struct {
-	At     time.Time `json:"at"`
-	Cursor int64     `json:"cursor"`
+	At      time.Time `json:"at"`                // when the cursor last passed ids of the stretch
+	Cursor  int64     `json:"cursor"`            // the stretch starts above this id
+	Entries int       `json:"entries,omitempty"` // history entries read in the stretch
 }
 
 // AccountState is an account's polling state.
 type AccountState struct {
-	Initialized bool      // false until the first commit (start_from applies)
-	Cursor      int64     // highest history id handled
-	Marks       []Mark    // recent cursor positions, oldest first
-	LastSuccess time.Time // last successful poll
+	Initialized bool  // false until the first commit (start_from applies)
+	Cursor      int64 // highest history id handled
+	// StartID is where the account started (start_from): transitions at or
+	// below it are never emitted, by the poll or by the orders sweep.
+	StartID     int64
+	Marks       []Mark    // stretches still re-read, oldest first
+	LastSuccess time.Time // last successful poll recorded in the file
 }
 
 // NewEvent is an event to enqueue, with what delivery needs beside it.
@@ -31,16 +38,49 @@ type NewEvent struct {
 	Event      event.Event
 	OrderID    int64
 	DetectedAt time.Time
+	// ChangedAt is the change's createdAt read in the account's time zone
+	// (zero when it does not parse): the order mark the sweep compares with.
+	ChangedAt time.Time
+}
+
+// OrderMark is what the account knows about one order's transitions into
+// target statuses: the orders sweep reads an order's history only when the
+// order's statusUpdatedAt is later than At.
+type OrderMark struct {
+	OrderID int64
+	At      time.Time // the latest transition handled: emitted, or checked by a sweep
+	Created bool      // its order.created event was emitted: never a second one
 }
 
 // Commit is everything one poll step writes, atomically.
 type Commit struct {
-	Events         []NewEvent // enqueued for every webhook in Webhooks; history ids recorded as seen
-	Webhooks       []string
-	Cursor         int64  // new cursor (never lowered)
-	Marks          []Mark // replaces the stored marks
-	PruneSeenBelow int64  // seen ids below this are deleted
-	At             time.Time
+	Events   []NewEvent // enqueued for every webhook in Webhooks; history ids recorded as seen
+	Webhooks []string
+	Cursor   int64  // new cursor (never lowered)
+	Marks    []Mark // replaces the stored marks
+	StartID  int64  // recorded by the first commit of an account only
+	At       time.Time
+	Prune    Prune
+}
+
+// Prune says which seen ids and order marks a commit may delete: seen ids
+// below SeenBelow recorded before Before, and, with Orders, order marks
+// written before Before. Pruning stops at the first seen id that is too
+// young (ids rise with time), so it costs what it deletes.
+type Prune struct {
+	SeenBelow int64
+	Before    time.Time
+	Orders    bool // order marks are keyed by order: pruning them scans them all
+}
+
+// Sweep is what one orders sweep writes: the events it recovered and the
+// orders it checked.
+type Sweep struct {
+	Events   []NewEvent
+	Webhooks []string
+	Orders   []OrderMark
+	At       time.Time
+	Prune    Prune
 }
 
 // State returns an account's state; a new account has the zero state.
@@ -66,6 +106,9 @@ func readState(b *bolt.Bucket) (AccountState, error) {
 	if v := b.Get(keyCursor); len(v) == 8 {
 		st.Cursor = int64(binary.BigEndian.Uint64(v))
 	}
+	if v := b.Get(keyStartID); len(v) == 8 {
+		st.StartID = int64(binary.BigEndian.Uint64(v))
+	}
 	st.Initialized = bytes.Equal(b.Get(keyInitialized), []byte{1})
 	if v := b.Get(keyLastSuccess); len(v) == 12 {
 		st.LastSuccess = time.Unix(int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint32(v[8:]))).UTC()
@@ -87,13 +130,9 @@ func writeState(b *bolt.Bucket, st AccountState) error {
 	if st.Initialized {
 		initialized[0] = 1
 	}
-	var last []byte
-	if !st.LastSuccess.IsZero() {
-		last = binary.BigEndian.AppendUint64(nil, uint64(st.LastSuccess.Unix()))
-		last = binary.BigEndian.AppendUint32(last, uint32(st.LastSuccess.Nanosecond()))
-	}
 	for _, kv := range []struct{ k, v []byte }{
 		{keyCursor, u64(uint64(st.Cursor))},
+		{keyStartID, u64(uint64(st.StartID))},
 		{keyInitialized, initialized},
 		{keyMarks, marks},
 	} {
@@ -101,10 +140,35 @@ func writeState(b *bolt.Bucket, st AccountState) error {
 			return err
 		}
 	}
-	if last == nil {
+	return writeLastSuccess(b, st.LastSuccess)
+}
+
+func writeLastSuccess(b *bolt.Bucket, t time.Time) error {
+	if t.IsZero() {
 		return b.Delete(keyLastSuccess)
 	}
-	return b.Put(keyLastSuccess, last)
+	v := binary.BigEndian.AppendUint64(nil, uint64(t.Unix()))
+	return b.Put(keyLastSuccess, binary.BigEndian.AppendUint32(v, uint32(t.Nanosecond())))
+}
+
+// RecordLastSuccess stores the time of each account's last successful
+// poll in one transaction. Polls keep it in memory (an idle poll writes
+// nothing); the daemon records it when it stops, so `poller status` read
+// from the file shows it too. Accounts without state are left out.
+func (s *Store) RecordLastSuccess(times map[string]time.Time) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		for account, t := range times {
+			b := sub(accountBucket(tx, account), bucketState)
+			if b == nil || t.IsZero() {
+				continue
+			}
+			if err := writeLastSuccess(b, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrapErr(err, "record last success")
 }
 
 // Seen reports which of the history ids in (from, to] are recorded as seen.
@@ -138,66 +202,57 @@ func (s *Store) Seen(account string, from, to int64) (map[int64]bool, error) {
 	return seen, nil
 }
 
-// CommitPoll writes a poll step in one transaction: outbox items for each
-// event and webhook, the seen ids, the cursor, marks and last success; prunes
-// seen ids below c.PruneSeenBelow. Events whose history id is already seen
-// are skipped, so a retried commit never duplicates.
+// OrderMarks returns the marks of the given orders; orders without one are
+// absent from the map.
+func (s *Store) OrderMarks(account string, ids []int64) (map[int64]OrderMark, error) {
+	out := make(map[int64]OrderMark, len(ids))
+	err := s.view(func(tx *bolt.Tx) error {
+		b := sub(accountBucket(tx, account), bucketOrders)
+		if b == nil {
+			return nil
+		}
+		for _, id := range ids {
+			if v := b.Get(u64(uint64(id))); v != nil {
+				m, err := decodeOrderMark(id, v)
+				if err != nil {
+					return err
+				}
+				out[id] = m
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr(err, "order marks of %s", account)
+	}
+	return out, nil
+}
+
+// CommitPoll writes a poll step in one transaction: the events (see
+// addEvents), the cursor and marks; the first commit also records StartID
+// and marks the account initialized.
 func (s *Store) CommitPoll(account string, c Commit) error {
-	if len(c.Events) > 0 && len(c.Webhooks) == 0 {
-		return fmt.Errorf("store: commit for %s: %d events but no webhooks", account, len(c.Events))
-	}
-	for _, w := range c.Webhooks {
-		if w == "" {
-			return fmt.Errorf("store: commit for %s: empty webhook name", account)
-		}
-	}
-	for i := range c.Events {
-		if id := c.Events[i].Event.Change.HistoryID; id <= 0 {
-			return fmt.Errorf("store: commit for %s: event %q has history id %d", account, c.Events[i].Event.ID, id)
-		}
+	if err := checkEvents(c.Events, c.Webhooks); err != nil {
+		return fmt.Errorf("store: commit for %s: %w", account, err)
 	}
 	err := s.update(func(tx *bolt.Tx) error {
 		acct, err := createAccount(tx, account)
 		if err != nil {
 			return err
 		}
-		seen := acct.Bucket(bucketSeen)
-		outbox := acct.Bucket(bucketOutbox)
-		queues := make([]*bolt.Bucket, len(c.Webhooks))
-		for i, w := range c.Webhooks {
-			if queues[i], err = outbox.CreateBucketIfNotExists([]byte(w)); err != nil {
-				return err
-			}
+		if _, err := addEvents(acct, c.Events, c.Webhooks, c.At); err != nil {
+			return err
 		}
-		for i := range c.Events {
-			ne := &c.Events[i]
-			hid := u64(uint64(ne.Event.Change.HistoryID))
-			if has(seen, hid) {
-				continue
-			}
-			if err := seen.Put(hid, nil); err != nil {
-				return err
-			}
-			rec := encodeItem(&Item{Event: ne.Event, OrderID: ne.OrderID, DetectedAt: ne.DetectedAt})
-			for j, q := range queues {
-				seq, err := acct.NextSequence()
-				if err != nil {
-					return err
-				}
-				if err := q.Put(u64(seq), rec); err != nil {
-					return fmt.Errorf("webhook %s: %w", c.Webhooks[j], err)
-				}
-			}
-		}
-		if c.PruneSeenBelow > 0 {
-			if err := pruneBelow(seen, uint64(c.PruneSeenBelow)); err != nil {
-				return err
-			}
+		if err := prune(acct, c.Prune); err != nil {
+			return err
 		}
 		state := acct.Bucket(bucketState)
 		st, err := readState(state)
 		if err != nil {
 			return err
+		}
+		if !st.Initialized {
+			st.StartID = c.StartID
 		}
 		st.Cursor = max(st.Cursor, c.Cursor)
 		st.Marks = c.Marks
@@ -205,28 +260,223 @@ func (s *Store) CommitPoll(account string, c Commit) error {
 		st.Initialized = true
 		return writeState(state, st)
 	})
+	return wrapErr(err, "commit for %s", account)
+}
+
+// CommitSweep writes what an orders sweep found in one transaction: the
+// recovered events (see addEvents) and the marks of the orders it checked.
+// The cursor and the look-back state are left alone. It returns the
+// indexes of the events actually enqueued.
+func (s *Store) CommitSweep(account string, c Sweep) ([]int, error) {
+	if err := checkEvents(c.Events, c.Webhooks); err != nil {
+		return nil, fmt.Errorf("store: sweep commit for %s: %w", account, err)
+	}
+	var added []int
+	err := s.update(func(tx *bolt.Tx) error {
+		acct, err := createAccount(tx, account)
+		if err != nil {
+			return err
+		}
+		if added, err = addEvents(acct, c.Events, c.Webhooks, c.At); err != nil {
+			return err
+		}
+		orders := acct.Bucket(bucketOrders)
+		for _, m := range c.Orders {
+			if err := putOrderMark(orders, m, c.At); err != nil {
+				return err
+			}
+		}
+		return prune(acct, c.Prune)
+	})
 	if err != nil {
-		return wrapErr(err, "commit for %s", account)
+		return nil, wrapErr(err, "sweep commit for %s", account)
+	}
+	return added, nil
+}
+
+func checkEvents(evs []NewEvent, webhooks []string) error {
+	if len(evs) > 0 && len(webhooks) == 0 {
+		return fmt.Errorf("%d events but no webhooks", len(evs))
+	}
+	for _, w := range webhooks {
+		if w == "" {
+			return fmt.Errorf("empty webhook name")
+		}
+	}
+	for i := range evs {
+		if id := evs[i].Event.Change.HistoryID; id <= 0 {
+			return fmt.Errorf("event %q has history id %d", evs[i].Event.ID, id)
+		}
 	}
 	return nil
 }
 
-// pruneBelow deletes the keys of b below bound. Keys are collected first:
-// deleting under a live bbolt cursor can skip entries.
-func pruneBelow(b *bolt.Bucket, bound uint64) error {
-	end := u64(bound)
-	var ids []uint64
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
-		id, err := keyU64(k)
+// addEvents enqueues the events that are new: an event whose history id
+// is already seen is skipped (a retried commit, or the poll and the sweep
+// both finding it, never duplicates), and so is a second order.created of
+// one order. Each enqueued event's history id is recorded as seen (with
+// the time, so the seen set can be pruned by age) and its order's mark
+// moves up to the change. Returns the indexes of the enqueued events.
+func addEvents(acct *bolt.Bucket, evs []NewEvent, webhooks []string, at time.Time) ([]int, error) {
+	seen := acct.Bucket(bucketSeen)
+	orders := acct.Bucket(bucketOrders)
+	var added []int
+	var fresh []NewEvent
+	stamp := u64(uint64(at.Unix()))
+	for i := range evs {
+		ne := &evs[i]
+		hid := u64(uint64(ne.Event.Change.HistoryID))
+		if has(seen, hid) {
+			continue
+		}
+		if ne.OrderID > 0 {
+			ok, err := markOrder(orders, ne, at)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		if err := seen.Put(hid, stamp); err != nil {
+			return nil, err
+		}
+		added = append(added, i)
+		fresh = append(fresh, *ne)
+	}
+	if len(fresh) == 0 {
+		return nil, nil
+	}
+	return added, enqueue(acct, webhooks, fresh)
+}
+
+// markOrder moves the order mark of ne's order up to its change; false
+// (and no write) for a second order.created of one order.
+func markOrder(orders *bolt.Bucket, ne *NewEvent, at time.Time) (bool, error) {
+	m := OrderMark{OrderID: ne.OrderID}
+	if v := orders.Get(u64(uint64(ne.OrderID))); v != nil {
+		var err error
+		if m, err = decodeOrderMark(ne.OrderID, v); err != nil {
+			return false, err
+		}
+	}
+	created := ne.Event.Type == event.Created
+	if created && m.Created {
+		return false, nil
+	}
+	return true, putOrderMark(orders, OrderMark{OrderID: ne.OrderID, At: ne.ChangedAt, Created: created}, at)
+}
+
+// Order mark records: version byte, At (unix ns, 0 for none), created
+// flag, written (unix seconds, for pruning).
+const orderMarkV1 = 1
+
+func putOrderMark(b *bolt.Bucket, m OrderMark, written time.Time) error {
+	if old := b.Get(u64(uint64(m.OrderID))); old != nil {
+		prev, err := decodeOrderMark(m.OrderID, old)
 		if err != nil {
 			return err
 		}
-		ids = append(ids, id)
+		if prev.At.After(m.At) {
+			m.At = prev.At
+		}
+		m.Created = m.Created || prev.Created
 	}
-	for _, id := range ids {
-		if err := b.Delete(u64(id)); err != nil {
+	v := []byte{orderMarkV1}
+	var ns int64
+	if !m.At.IsZero() {
+		ns = m.At.UnixNano()
+	}
+	v = binary.BigEndian.AppendUint64(v, uint64(ns))
+	v = appendBool(v, m.Created)
+	v = binary.BigEndian.AppendUint64(v, uint64(written.Unix()))
+	return b.Put(u64(uint64(m.OrderID)), v)
+}
+
+func decodeOrderMark(id int64, v []byte) (OrderMark, error) {
+	if len(v) != 18 || v[0] != orderMarkV1 || v[9] > 1 {
+		return OrderMark{}, fmt.Errorf("%w: order mark of %d", ErrCorrupt, id)
+	}
+	m := OrderMark{OrderID: id, Created: v[9] == 1}
+	if ns := int64(binary.BigEndian.Uint64(v[1:9])); ns != 0 {
+		m.At = time.Unix(0, ns).UTC()
+	}
+	return m, nil
+}
+
+// orderMarkWritten is when a mark record was last written.
+func orderMarkWritten(v []byte) time.Time {
+	if len(v) != 18 {
+		return time.Time{}
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(v[10:])), 0)
+}
+
+// prune applies p (see Prune). Keys are collected first: deleting under a
+// live bbolt cursor can skip entries.
+func prune(acct *bolt.Bucket, p Prune) error {
+	if p.SeenBelow <= 0 && !p.Orders {
+		return nil
+	}
+	var dead [][]byte
+	end := u64(uint64(max(p.SeenBelow, 0)))
+	c := acct.Bucket(bucketSeen).Cursor()
+	for k, v := c.First(); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+		if len(v) == 8 && !time.Unix(int64(binary.BigEndian.Uint64(v)), 0).Before(p.Before) {
+			break // recorded within the retention: so, nearly always, is every later id
+		}
+		dead = append(dead, k)
+	}
+	for _, k := range dead {
+		if err := acct.Bucket(bucketSeen).Delete(k); err != nil {
 			return err
+		}
+	}
+	if !p.Orders {
+		return nil
+	}
+	dead = dead[:0]
+	orders := acct.Bucket(bucketOrders)
+	err := orders.ForEach(func(k, v []byte) error {
+		if orderMarkWritten(v).Before(p.Before) {
+			dead = append(dead, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range dead {
+		if err := orders.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enqueue is the v1 outbox write (one item per event and webhook, Seq in
+// detection order across webhooks); the delivery rewrite replaces it with
+// the v2 layout's.
+func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
+	outbox := acct.Bucket(bucketOutbox)
+	queues := make([]*bolt.Bucket, len(webhooks))
+	for i, w := range webhooks {
+		var err error
+		if queues[i], err = outbox.CreateBucketIfNotExists([]byte(w)); err != nil {
+			return err
+		}
+	}
+	for i := range evs {
+		ne := &evs[i]
+		rec := encodeItem(&Item{Event: ne.Event, OrderID: ne.OrderID, DetectedAt: ne.DetectedAt})
+		for j, q := range queues {
+			seq, err := acct.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := q.Put(u64(seq), rec); err != nil {
+				return fmt.Errorf("webhook %s: %w", webhooks[j], err)
+			}
 		}
 	}
 	return nil

@@ -56,8 +56,10 @@ var (
 	bucketSeen     = []byte("seen")
 	bucketOutbox   = []byte("outbox")
 	bucketDead     = []byte("dead")
+	bucketOrders   = []byte("orders")
 
 	keyCursor      = []byte("cursor")
+	keyStartID     = []byte("start_id")
 	keyInitialized = []byte("initialized")
 	keyMarks       = []byte("marks")
 	keyLastSuccess = []byte("last_success")
@@ -81,6 +83,10 @@ var migrations = []migration{
 			return err
 		})
 	},
+	// 2: the start point of accounts initialized before it was recorded is
+	// taken to be their cursor, so the orders sweep never re-emits what
+	// they delivered before the upgrade; order marks begin.
+	migrateStartID,
 }
 
 // SchemaVersion is the schema version this binary writes.
@@ -285,7 +291,7 @@ func createAccount(tx *bolt.Tx, account string) (*bolt.Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range [][]byte{bucketState, bucketSeen, bucketOutbox, bucketDead} {
+	for _, n := range [][]byte{bucketState, bucketSeen, bucketOrders, bucketOutbox, bucketDead} {
 		if _, err := acct.CreateBucketIfNotExists(n); err != nil {
 			return nil, err
 		}

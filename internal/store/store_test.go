@@ -438,7 +438,7 @@ func TestCommitPollIsAtomic(t *testing.T) {
 func TestPruneSeen(t *testing.T) {
 	s := openTest(t)
 	commit(t, s, "a", Commit{Events: newEvents("a", 1, 2, 3, 5, 8, 13), Webhooks: []string{"1"}, Cursor: 13})
-	commit(t, s, "a", Commit{Events: newEvents("a", 21), Webhooks: []string{"1"}, Cursor: 21, PruneSeenBelow: 8})
+	commit(t, s, "a", Commit{Events: newEvents("a", 21), Webhooks: []string{"1"}, Cursor: 21, At: t0, Prune: Prune{SeenBelow: 8, Before: t0.Add(time.Second)}})
 	tests := []struct {
 		from, to int64
 		want     []int64

@@ -23,7 +23,15 @@ type AccountOptions struct {
 	// default new, approved, assembling, complete, cancel.
 	Statuses  []string
 	RateLimit int            // requests per second per key; 0 = 10, -1 = unlimited
-	TimeZone  *time.Location // for createdAt and filter[startDate]/[endDate]; default UTC
+	TimeZone  *time.Location // for times in answers and date filters; default UTC
+	// KeySites restricts the main key to these sites (siteAccess
+	// access_selective): /api/credentials lists them and the sites
+	// reference returns only them. History and orders are not filtered by
+	// them. Empty: access_full.
+	KeySites []string
+	// CredentialsWithoutSites leaves sitesAvailable out of /api/credentials,
+	// as api-client-php's published sample does.
+	CredentialsWithoutSites bool
 }
 
 // DefaultStatuses are the status codes of an account created without Statuses.
@@ -37,7 +45,7 @@ type Transition struct {
 	Old       string // "" on creation
 	New       string
 	Created   bool
-	Source    string // "user" or "api"
+	Source    string // "user", "api" or "code"
 	// APIKey is the key an "api" change was made through; APIKeyCurrent
 	// tells whether that is the account's main APIKey, i.e. whether a
 	// client using that key sees apiKey.current == true.
@@ -60,14 +68,17 @@ type Account struct {
 	live        []int64 // ids of orders not deleted, ascending
 	lastOrderID int64
 	lastHistID  int64
-	lastAt      time.Time
-	codes       []json.RawMessage // {"code": ...} of each status, shared by entries
-	history     []entry           // ascending id
-	pending     []pendingEntry    // late commits, maybe visible by now
-	transitions int               // status entries in history, for Transitions
-	requests    map[string]int
-	rateLimited int
-	faults      Faults
+	// lastItemID and lastPaymentID number items and payments account-wide.
+	lastItemID    int64
+	lastPaymentID int64
+	lastAt        time.Time
+	codes         []json.RawMessage // {"code": ...} of each status, shared by entries
+	history       []entry           // ascending id
+	pending       []pendingEntry    // late commits, maybe visible by now
+	transitions   int               // status entries in history, for Transitions
+	requests      map[string]int
+	rateLimited   int
+	faults        Faults
 }
 
 // keyState tracks one key's requests for the sliding-window rate limit.
@@ -85,6 +96,12 @@ func newAccount(o AccountOptions, seed, nameHash uint64, now func() time.Time) *
 	}
 	o.Sites = slices.Clone(o.Sites)
 	o.Statuses = slices.Clone(o.Statuses)
+	o.KeySites = slices.Clone(o.KeySites)
+	for _, s := range o.KeySites {
+		if !slices.Contains(o.Sites, s) {
+			panic(fmt.Sprintf("crmsim: key site %q is not a site of account %s", s, o.Name))
+		}
+	}
 	if o.RateLimit == 0 {
 		o.RateLimit = 10
 	}
@@ -110,6 +127,8 @@ func newAccount(o AccountOptions, seed, nameHash uint64, now func() time.Time) *
 	// Real accounts have a history behind them: start ids somewhere above 1.
 	a.lastHistID = 1000 + a.rng.Int64N(9000)
 	a.lastOrderID = 100 + a.rng.Int64N(900)
+	a.lastItemID = 10 * a.lastOrderID
+	a.lastPaymentID = 5 * a.lastOrderID
 	return a
 }
 
@@ -218,8 +237,7 @@ func (a *Account) SetFieldBy(orderID int64, field string, oldV, newV any, by Cha
 	ov, nv := mustJSON(oldV), mustJSON(newV)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	o := a.mustOrder(orderID)
-	return a.appendField(o, by, field, ov, nv)
+	return a.appendExtra(a.mustOrder(orderID), by, &entryExtra{field: field, oldValue: ov, newValue: nv})
 }
 
 // DeleteOrder deletes an order: GET /api/v5/orders no longer returns it and
@@ -227,13 +245,7 @@ func (a *Account) SetFieldBy(orderID int64, field string, oldV, newV any, by Cha
 func (a *Account) DeleteOrder(orderID int64) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	o := a.mustOrder(orderID)
-	o.deleted = true
-	if i, ok := slices.BinarySearch(a.live, orderID); ok {
-		a.live = slices.Delete(a.live, i, i+1)
-	}
-	x := &entryExtra{deleted: true, field: "id", oldValue: mustJSON(orderID)}
-	return a.appendEntry(entry{order: o, old: noStatus, x: x}, a.tick(), Change{})
+	return a.deleteOrder(a.mustOrder(orderID), nil, Change{})
 }
 
 // SetCustomField sets a custom field on an order (customFields becomes an
@@ -248,14 +260,17 @@ func (a *Account) SetCustomField(orderID int64, code string, value any) {
 	o.CustomFields[code] = value
 }
 
-// Transitions returns the ground truth: every creation and status change in
-// history id order, including entries not yet visible (late commits).
+// Transitions returns the ground truth: every order creation and status
+// change in history id order, including entries not yet visible (late
+// commits), whatever their source (user, api or code) and whether or not
+// the order was merged or deleted since. Item and payment creations, other
+// fields, deletions and odd entries (AppendOddEntry) are not transitions.
 func (a *Account) Transitions() []Transition {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]Transition, 0, a.transitions)
 	for i := range a.history {
-		if e := &a.history[i]; e.x == nil || e.x.created {
+		if e := &a.history[i]; e.transition() {
 			out = append(out, a.transition(e))
 		}
 	}
@@ -312,13 +327,21 @@ func (a *Account) HistoryLen() int {
 }
 
 // RandomWalk makes the account busy the way a shop is: it first creates
-// orders until at least `orders` orders exist (on random sites, in random
-// statuses), (at least one), then makes `changes` status changes, each on a random order to
-// a different random status. About one change in five is made through the
-// API (half with the main key, half with another key), and about one in
-// five is preceded by a non-status entry (a comment or a payment status).
-// Everything is recorded in Transitions; the draws come from rng, which
-// must not be used concurrently elsewhere.
+// orders until at least `orders` orders exist (at least one; on random
+// sites, in random statuses), then makes `changes` status changes, each on
+// a random order to a different random status. About one change in ten is
+// made through the API with the main key, one in ten with another key and
+// one in ten by RetailCRM itself (source "code"); the rest by users. Before
+// each change come 0 to 3 other entries (1.15 on average) of the shapes
+// the published samples show, in rough proportion: item and payment
+// changes and creations ("created": true with "item" or "payment"),
+// managers and customers set by "code", values shaped {"id"},
+// {"id","site"}, {"id","name"}, {"from","to"}, numbers, booleans and "",
+// custom fields, and now and then an entry without an order. About one
+// change in 150 (with three orders or more) is a merge: another order is
+// merged into the changed one, which moves to the change's status (see
+// MergeOrder). Everything is recorded in Transitions; the draws come from
+// rng, which must not be used concurrently elsewhere.
 func (a *Account) RandomWalk(rng *rand.Rand, orders, changes int) {
 	if len(a.opts.Statuses) < 2 {
 		panic("crmsim: RandomWalk needs at least two statuses")
@@ -330,12 +353,11 @@ func (a *Account) RandomWalk(rng *rand.Rand, orders, changes int) {
 		a.createOrder(site, a.opts.Statuses[rng.IntN(len(a.opts.Statuses))], Change{})
 	}
 	for range changes {
+		for range extrasPerChange[rng.IntN(len(extrasPerChange))] {
+			a.randomExtra(rng, a.orders[a.live[rng.IntN(len(a.live))]])
+		}
 		id := a.live[rng.IntN(len(a.live))]
 		o := a.orders[id]
-		if rng.IntN(5) == 0 {
-			field, ov, nv := randomField(rng)
-			a.appendField(o, Change{}, field, ov, nv)
-		}
 		st := a.opts.Statuses[rng.IntN(len(a.opts.Statuses)-1)]
 		if st == o.Status { // pick among the others, uniformly
 			st = a.opts.Statuses[len(a.opts.Statuses)-1]
@@ -345,11 +367,25 @@ func (a *Account) RandomWalk(rng *rand.Rand, orders, changes int) {
 		case 0:
 			by = Change{Source: "api", APIKey: a.opts.APIKey}
 		case 1:
-			by = Change{Source: "api", APIKey: "another-integration-key"}
+			by = Change{Source: "api", APIKey: otherKey}
+		case 2:
+			by = Change{Source: "code"}
+		}
+		if len(a.live) >= 3 && rng.IntN(150) == 0 {
+			from := a.live[rng.IntN(len(a.live))]
+			for from == id {
+				from = a.live[rng.IntN(len(a.live))]
+			}
+			a.merge(a.orders[from], o, st, by)
+			continue
 		}
 		a.setStatus(id, st, by)
 	}
 }
+
+// extrasPerChange: how many other entries come before a status change,
+// drawn uniformly from this list (0: 35%, 1: 30%, 2: 20%, 3: 15%).
+var extrasPerChange = []int{0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3}
 
 // Drive keeps the account busy until ctx ends: every `every` it makes one
 // RandomWalk step over at least `orders` orders. For the demo and soak
@@ -368,17 +404,6 @@ func (a *Account) Drive(ctx context.Context, rng *rand.Rand, orders int, every t
 	}
 }
 
-func randomField(rng *rand.Rand) (field string, oldV, newV json.RawMessage) {
-	switch rng.IntN(3) {
-	case 0:
-		return "manager_comment", nil, mustJSON(fmt.Sprintf("call back at %d:00", 9+rng.IntN(9)))
-	case 1:
-		return "customer_comment", mustJSON("leave at the door"), mustJSON("ring twice")
-	default:
-		return "payments.status", mustJSON(map[string]string{"code": "not-paid"}), mustJSON(map[string]string{"code": "paid"})
-	}
-}
-
 // tick returns the time of a change: the clock, but never before the
 // previous change, so createdAt rises with the id (date filters rely on it).
 func (a *Account) tick() time.Time {
@@ -388,12 +413,6 @@ func (a *Account) tick() time.Time {
 	}
 	a.lastAt = t
 	return t
-}
-
-// appendField appends a non-status entry.
-func (a *Account) appendField(o *order, by Change, field string, oldV, newV json.RawMessage) int64 {
-	x := &entryExtra{field: field, oldValue: oldV, newValue: newV}
-	return a.appendEntry(entry{order: o, old: noStatus, x: x}, a.tick(), by)
 }
 
 // appendEntry assigns e the next history id (with a random gap), its time
@@ -432,7 +451,7 @@ func (a *Account) transition(e *entry) Transition {
 		OrderID:       e.order.ID,
 		Site:          e.order.Site,
 		New:           a.opts.Statuses[e.status],
-		Created:       e.x != nil && e.x.created,
+		Created:       e.x != nil && e.x.created, // only an order's creation among transitions
 		Source:        e.source,
 		APIKey:        e.apiKey,
 		APIKeyCurrent: e.source == "api" && e.apiKey == a.opts.APIKey,

@@ -20,8 +20,12 @@ func bigAccount(b *testing.B, n int) (sim *Sim, acct *Account, report func()) {
 	runtime.ReadMemStats(&before)
 	sim = New(Options{Seed: 1})
 	acct = sim.AddAccount(AccountOptions{Name: "big", APIKey: "k", RateLimit: -1})
-	// RandomWalk adds a non-status entry before about one change in five.
-	acct.RandomWalk(rand.New(rand.NewPCG(1, 1)), 1000, (n-1000)*5/6)
+	// RandomWalk adds other entries before its status changes (about 2.15
+	// entries a change): walk in steps until the history is long enough.
+	rng := rand.New(rand.NewPCG(1, 1))
+	for acct.HistoryLen() < n {
+		acct.RandomWalk(rng, 1000, max(1, (n-acct.HistoryLen())/3))
+	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	heap := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)

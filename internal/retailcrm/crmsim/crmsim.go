@@ -3,7 +3,8 @@
 // net/http handler: mount it on an httptest.Server (or any server) and point
 // a client at Account.BaseURL(server.URL).
 //
-// What matches the real API (DESIGN.md, "RetailCRM API facts"):
+// It speaks the way the real API does, as far as the samples RetailCRM
+// publishes in its own clients' and modules' tests show:
 //   - each account lives under a path prefix ("/<name>"); an unknown prefix
 //     answers a text/html 404 page, as a non-RetailCRM host would;
 //   - the key is read from the X-API-KEY header or the apiKey query
@@ -11,32 +12,66 @@
 //     {"success":false,"errorMsg":"Wrong \"apiKey\" value."};
 //   - 10 requests per second per key (sliding one-second window), then 503
 //     with a JSON error body;
-//   - GET /api/credentials, /api/v5/orders/history, /api/v5/orders and
-//     /api/v5/reference/statuses with the documented JSON shapes: history
-//     entries sorted by id with gaps, creation entries carrying "created":
-//     true, field "status", oldValue null and the full order, other entries a
-//     minimal order {id, externalId, managerId, site, status}; status values
-//     as {"code": ...}; source user with user{id} or api with
-//     apiKey{current}; "Y-m-d H:i:s" times in the account time zone; orders
-//     with payments as an object keyed by id and customFields as [] when
-//     empty; limit restricted to 20, 50 or 100 (400 otherwise);
+//   - GET /api/credentials (scopes, credentials, siteAccess and, unless
+//     AccountOptions.CredentialsWithoutSites, sitesAvailable; a main key
+//     limited by AccountOptions.KeySites is access_selective),
+//     /api/v5/reference/statuses and /api/v5/reference/sites (objects keyed
+//     by code; sites as the requesting key sees them);
+//   - GET /api/v5/orders/history with filter[sinceId], filter[startDate],
+//     filter[endDate] and filter[orderId] (one order's entries), limit 20,
+//     50 or 100 (400 otherwise) and page (deep pages refused): entries
+//     sorted by id with gaps; an order's creation as one entry with
+//     "created": true, field "status", oldValue null and the full order;
+//     other entries with a minimal order {id, externalId, managerId, site,
+//     status}; status values as {"code": ...}; sources user (with user{id}),
+//     api (with apiKey{current}) and code (RetailCRM itself, neither);
+//     "Y-m-d H:i:s" times in the account time zone;
+//   - GET /api/v5/orders with filter[ids][], filter[extendedStatus][]
+//     (status codes; status group codes are not modelled),
+//     filter[statusUpdatedAtFrom] (the order's statusUpdatedAt at or after
+//     it, to the second, in the account time zone; "Y-m-d" also taken) and
+//     filter[sites][], newest first, paged; statusUpdatedAt follows every
+//     status change; payments as an object keyed by id, a list, [] or {},
+//     or no key at all; customFields as [] when empty, else an object whose
+//     values are strings, booleans, numbers or lists;
 //   - history ids may become visible out of order (Faults.LateCommit): an id
 //     is assigned when the change happens but the entry is served only after
-//     a delay, the way a long transaction commits after later ones.
+//     a delay, the way a long transaction commits after later ones; late
+//     entries stay invisible to every filter until then.
+//
+// Entries besides status changes (RandomWalk makes them all, in rough
+// proportion to the published samples): item changes and creations
+// (fields order_product.*, "created": true with "item"), payment changes
+// and creations ("payment"), managers and customers set by source "code",
+// values shaped {"id"}, {"id","site"}, {"id","name"}, {"from","to"},
+// numbers, booleans and "", custom fields, deletions, and now and then an
+// entry without an order. AppendOddEntry adds the shapes the API should
+// not send: order [], null, absent, without id, a scalar, a numeric status.
+//
+// Merged orders (MergeOrder, and about one change in 150 of RandomWalk):
+// merging order A into order B moves A's items to B (item creation entries
+// on B carrying "ancestor": A), optionally moves B into a new status (a
+// status entry carrying "ancestor", a transition of B) and deletes A (a
+// deletion entry carrying "combinedTo": B; GET /api/v5/orders no longer
+// returns A). A's own earlier transitions, an approval included, stay in
+// the ground truth: a correct poller emits each once, and nothing for the
+// merge except B's status change when there is one.
 //
 // Tests drive an account with Go calls (CreateOrder, SetStatus,
-// SetStatusVia, SetField, DeleteOrder, RandomWalk, Drive), inject faults
-// with SetFaults (latency, 503/429/500 bursts, HTML pages, malformed or
+// SetStatusVia, SetStatusBy, SetField, AddItem, AddPayment, MergeOrder,
+// DeleteOrder, AppendOddEntry, RandomWalk, Drive), inject faults with
+// SetFaults (latency, 503/429/500 bursts, HTML pages, malformed or
 // truncated bodies, empty pages claiming more, late commits) and compare
-// what a poller emitted with Transitions, the ground truth. Requests counts
-// the calls per endpoint.
+// what a poller emitted with Transitions, the ground truth: every order
+// creation and status change (whatever its source), nothing else. Requests
+// counts the calls per endpoint.
 //
 // What it does not model: writes through the API (changes are made with Go
-// calls such as Account.SetStatus), filters other than those listed, keys
-// restricted to some sites (access_selective), customers, products and every
-// other endpoint, the exact wording of error messages other than the 403
-// one, and the exact shape of deletion entries (modelled as "deleted": true,
-// field "id").
+// calls), filters other than those listed, history and orders restricted to
+// a selective key's sites, customers, products and every other endpoint,
+// the exact wording of error messages other than the 403 one, status
+// groups in filter[extendedStatus], and the exact shape of deletion and
+// merge entries (modelled as above: "deleted": true, field "id").
 //
 // All methods are safe for concurrent use. With the same Options.Seed and the
 // same sequence of calls per account, ids, gaps and generated order data are

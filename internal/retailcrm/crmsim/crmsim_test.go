@@ -782,3 +782,415 @@ func TestDrive(t *testing.T) {
 		t.Error("Drive went on after ctx ended")
 	}
 }
+
+// allHistory pages through the whole visible history with sinceId.
+func allHistory(t *testing.T, srv *httptest.Server, key string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	since := int64(0)
+	for {
+		m := decode(t, get(t, srv, fmt.Sprintf("/ghana/api/v5/orders/history?filter[sinceId]=%d&limit=100", since), key))
+		hist := m["history"].([]any)
+		if len(hist) == 0 {
+			return out
+		}
+		for _, x := range hist {
+			e := x.(map[string]any)
+			out = append(out, e)
+			since = int64(e["id"].(float64))
+		}
+	}
+}
+
+// shape names the JSON shape of a value the way the published samples
+// vary: null, "", a string, a number, a boolean, a list, or an object by
+// its sorted keys.
+func shape(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		if v == "" {
+			return `""`
+		}
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "boolean"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "{" + strings.Join(slices.Sorted(maps.Keys(v)), ",") + "}"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// TestRandomWalkShapes: a random walk speaks like the published samples.
+// Every shape they show turns up, in plausible proportions, and the status
+// entries are still exactly the ground truth.
+func TestRandomWalkShapes(t *testing.T) {
+	_, acct, srv, _ := setup(t, -1)
+	acct.RandomWalk(rand.New(rand.NewPCG(5, 5)), 150, 2000)
+	entries := allHistory(t, srv, testKey)
+	if len(entries) != acct.HistoryLen() {
+		t.Fatalf("%d entries served, %d in history", len(entries), acct.HistoryLen())
+	}
+	count := map[string]int{}
+	statusEntries := 0
+	for _, e := range entries {
+		_, hasOrder := e["order"]
+		switch {
+		case !hasOrder:
+			count["no order"]++
+		case e["field"] == "status":
+			statusEntries++
+			if e["source"] == "code" {
+				count["status by code"]++
+			}
+		}
+		count["source "+e["source"].(string)]++
+		if e["created"] == true {
+			switch {
+			case e["item"] != nil:
+				count["item creation"]++
+			case e["payment"] != nil:
+				count["payment creation"]++
+			}
+		}
+		for _, k := range []string{"item", "payment", "ancestor", "combinedTo"} {
+			if e[k] != nil {
+				count[k]++
+			}
+		}
+		if e["field"] != "status" {
+			count["value "+shape(e["oldValue"])]++
+			count["value "+shape(e["newValue"])]++
+		}
+	}
+	t.Logf("%d entries, %d status entries: %v", len(entries), statusEntries, count)
+	if tr := acct.Transitions(); statusEntries != len(tr) {
+		t.Errorf("%d status entries, %d transitions", statusEntries, len(tr))
+	}
+	for _, k := range []string{"no order", "status by code", "item creation", "payment creation", "item", "payment",
+		"ancestor", "combinedTo", "value {id}", "value {id,site}", "value {externalId,id,site}", "value {id,name}",
+		"value {from,to}", "value {code}", "value {id,offer}", "value {id,type}", "value number", "value boolean",
+		`value ""`, "value null", "value string", "value list"} {
+		if count[k] == 0 {
+			t.Errorf("no %s in %d entries", k, len(entries))
+		}
+	}
+	// Proportions like the samples': about one entry in six by "code"
+	// (16 of 100 in api-client-php's testHistory), items and payments in
+	// about a quarter, entries without an order rare.
+	share := func(k string) float64 { return float64(count[k]) / float64(len(entries)) }
+	for k, r := range map[string][2]float64{"source code": {0.08, 0.25}, "item": {0.05, 0.2}, "payment": {0.04, 0.2}, "no order": {0.001, 0.02}} {
+		if s := share(k); s < r[0] || s > r[1] {
+			t.Errorf("%s: %.3f of the entries, want %.3f..%.3f", k, s, r[0], r[1])
+		}
+	}
+
+	// Orders: payments as an object, a list, [], {} or absent; custom
+	// fields [] or an object with strings, booleans, numbers and lists.
+	orders := map[string]int{}
+	for page := 1; ; page++ {
+		m := decode(t, get(t, srv, fmt.Sprintf("/ghana/api/v5/orders?limit=100&page=%d", page), testKey))
+		list := m["orders"].([]any)
+		if len(list) == 0 {
+			break
+		}
+		for _, x := range list {
+			o := x.(map[string]any)
+			p, ok := o["payments"]
+			switch {
+			case !ok:
+				orders["payments absent"]++
+			case shape(p) == "list" && len(p.([]any)) == 0:
+				orders["payments []"]++
+			case shape(p) == "{}":
+				orders["payments {}"]++
+			case shape(p) == "list":
+				orders["payments list"]++
+			default:
+				orders["payments object"]++
+			}
+			if cf, ok := o["customFields"].(map[string]any); ok {
+				for _, v := range cf {
+					orders["custom field "+shape(v)]++
+				}
+			}
+		}
+	}
+	t.Logf("orders: %v", orders)
+	for _, k := range []string{"payments absent", "payments []", "payments {}", "payments list", "payments object", "custom field string",
+		"custom field boolean", "custom field number", "custom field list"} {
+		if orders[k] == 0 {
+			t.Errorf("no order with %s", k)
+		}
+	}
+}
+
+func TestMergeOrder(t *testing.T) {
+	_, acct, srv, _ := setup(t, -1)
+	a := acct.CreateOrder("shop-a", "new")
+	b := acct.CreateOrder("shop-a", "new")
+	c := acct.CreateOrder("shop-b", "new")
+	approved := acct.SetStatus(a, "approved")
+	before := len(acct.Transitions())
+
+	// A merge that leaves the surviving order's status alone.
+	ids := acct.MergeOrder(a, b, "")
+	if tr := acct.Transitions(); len(tr) != before || tr[len(tr)-1].HistoryID != approved {
+		t.Fatalf("a merge without a status change changed the ground truth: %+v", tr)
+	}
+	if _, ok := acct.OrderStatus(a); ok {
+		t.Error("the merged order still exists")
+	}
+	if _, ok := acct.OrderJSON(a); ok {
+		t.Error("the merged order is still returned")
+	}
+	entries := allHistory(t, srv, testKey)
+	byID := map[int64]map[string]any{}
+	for _, e := range entries {
+		byID[int64(e["id"].(float64))] = e
+	}
+	last := byID[ids[len(ids)-1]]
+	if last["deleted"] != true || last["order"].(map[string]any)["id"] != float64(a) ||
+		last["combinedTo"].(map[string]any)["id"] != float64(b) {
+		t.Errorf("deletion entry %v", last)
+	}
+	for _, id := range ids[:len(ids)-1] {
+		e := byID[id]
+		if e["created"] != true || e["field"] != "order_product" || e["item"] == nil ||
+			e["order"].(map[string]any)["id"] != float64(b) || e["ancestor"].(map[string]any)["id"] != float64(a) {
+			t.Errorf("item entry of the merge %v", e)
+		}
+	}
+	var items []any
+	raw, _ := acct.OrderJSON(b)
+	var ob map[string]any
+	if err := json.Unmarshal(raw, &ob); err != nil {
+		t.Fatal(err)
+	}
+	items = ob["items"].([]any)
+	if len(items) < len(ids) {
+		t.Errorf("order %d has %d items after taking %d", b, len(items), len(ids)-1)
+	}
+
+	// A merge that moves the surviving order into a new status: that
+	// status change is a transition of the surviving order.
+	ids = acct.MergeOrder(c, b, "approved")
+	tr := acct.Transitions()
+	if len(tr) != before+1 {
+		t.Fatalf("%d transitions, want %d", len(tr), before+1)
+	}
+	got := tr[len(tr)-1]
+	if got.OrderID != b || got.Old != "new" || got.New != "approved" || got.Created || got.HistoryID != ids[len(ids)-2] {
+		t.Errorf("merge transition %+v (ids %v)", got, ids)
+	}
+	e := allHistory(t, srv, testKey)
+	status := e[len(e)-2]
+	if status["field"] != "status" || status["ancestor"].(map[string]any)["id"] != float64(c) ||
+		status["newValue"].(map[string]any)["code"] != "approved" {
+		t.Errorf("status entry of the merge %v", status)
+	}
+	if st, _ := acct.OrderStatus(b); st != "approved" {
+		t.Errorf("surviving order in %q", st)
+	}
+}
+
+func TestItemsPaymentsAndOddEntries(t *testing.T) {
+	_, acct, srv, _ := setup(t, -1)
+	id := acct.CreateOrder("shop-a", "new")
+	before, _ := acct.OrderJSON(id)
+	item := acct.AddItem(id)
+	payment := acct.AddPayment(id)
+	odd := map[int64]OddEntry{}
+	for _, o := range []OddEntry{OddOrderEmpty, OddOrderNull, OddOrderMissing, OddOrderWithoutID, OddOrderScalar, OddStatusValue} {
+		odd[acct.AppendOddEntry(id, o)] = o
+	}
+	if tr := acct.Transitions(); len(tr) != 1 || !tr[0].Created {
+		t.Errorf("transitions %+v, want only the creation", tr)
+	}
+	after, _ := acct.OrderJSON(id)
+	var o1, o2 struct {
+		Items    []any `json:"items"`
+		Payments any   `json:"payments"`
+	}
+	if json.Unmarshal(before, &o1) != nil || json.Unmarshal(after, &o2) != nil || len(o2.Items) != len(o1.Items)+1 {
+		t.Errorf("items %d -> %d", len(o1.Items), len(o2.Items))
+	}
+	for _, e := range allHistory(t, srv, testKey) {
+		hid := int64(e["id"].(float64))
+		switch {
+		case hid == item:
+			if e["created"] != true || e["field"] != "order_product" || shape(e["item"]) != "{id,initialPrice,offer,quantity,status}" ||
+				shape(e["newValue"]) != "{id,offer}" {
+				t.Errorf("item creation %v", e)
+			}
+		case hid == payment:
+			if e["created"] != true || e["field"] != "payments" || shape(e["payment"]) != "{amount,id,status,type}" ||
+				shape(e["newValue"]) != "{id,type}" {
+				t.Errorf("payment creation %v", e)
+			}
+		case odd[hid] != oddNone:
+			order, has := e["order"]
+			want := map[OddEntry]string{OddOrderEmpty: "list", OddOrderNull: "null", OddOrderWithoutID: "{externalId,managerId,site,status}",
+				OddOrderScalar: "string", OddStatusValue: "{id,managerId,site,status}"}[odd[hid]]
+			if odd[hid] == OddOrderMissing {
+				if has {
+					t.Errorf("entry %d has an order: %v", hid, e)
+				}
+			} else if shape(order) != want && !(want == "{id,managerId,site,status}" && shape(order) == "{externalId,id,managerId,site,status}") &&
+				!(want == "{externalId,managerId,site,status}" && shape(order) == "{managerId,site,status}") {
+				t.Errorf("odd %d: order %v, want %s", odd[hid], order, want)
+			}
+			if odd[hid] == OddStatusValue && e["newValue"] != 7.0 {
+				t.Errorf("odd status value %v", e)
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("an unknown odd shape did not panic")
+		}
+	}()
+	acct.AppendOddEntry(id, OddEntry(99))
+}
+
+func TestHistoryOrderFilter(t *testing.T) {
+	_, acct, srv, clk := setup(t, -1)
+	a := acct.CreateOrder("shop-a", "new")
+	b := acct.CreateOrder("shop-a", "new")
+	acct.SetStatus(b, "approved")
+	acct.SetFaults(Faults{LateCommit: LateCommit{Probability: 1, Delay: 10 * time.Second}})
+	late := acct.SetStatus(a, "approved")
+	acct.SetFaults(Faults{})
+	clk.Advance(time.Second)
+	h := acct.SetStatus(a, "complete")
+	ids := func(q string) ([]int64, float64) {
+		m := decode(t, get(t, srv, "/ghana/api/v5/orders/history?"+q, testKey))
+		return historyIDs(t, m), m["pagination"].(map[string]any)["totalCount"].(float64)
+	}
+	got, total := ids(fmt.Sprintf("filter[orderId]=%d&limit=100", a))
+	if len(got) != 2 || got[1] != h || total != 2 || slices.Contains(got, late) {
+		t.Errorf("order %d: ids %v total %v; the late entry %d must stay invisible", a, got, total, late)
+	}
+	got, _ = ids(fmt.Sprintf("filter[orderId]=%d&filter[sinceId]=%d", a, got[0]))
+	if !slices.Equal(got, []int64{h}) {
+		t.Errorf("with sinceId: %v", got)
+	}
+	got, _ = ids(fmt.Sprintf("filter[orderId]=%d&filter[startDate]=%s", a, url.QueryEscape("2026-11-23 09:00:01")))
+	if !slices.Equal(got, []int64{h}) {
+		t.Errorf("with startDate: %v", got)
+	}
+	clk.Advance(10 * time.Second)
+	if got, total = ids(fmt.Sprintf("filter[orderId]=%d", a)); len(got) != 3 || got[1] != late || total != 3 {
+		t.Errorf("after the commit: %v total %v", got, total)
+	}
+	if got, _ = ids("filter[orderId]=999999"); len(got) != 0 {
+		t.Errorf("unknown order: %v", got)
+	}
+	if r := get(t, srv, "/ghana/api/v5/orders/history?filter[orderId]=x", testKey); r.code != 400 {
+		t.Errorf("filter[orderId]=x: %d", r.code)
+	}
+}
+
+func TestOrdersFilters(t *testing.T) {
+	clk := newClock()
+	tz := time.FixedZone("UTC+3", 3*3600)
+	sim := New(Options{Seed: 1, Now: clk.Now})
+	acct := sim.AddAccount(AccountOptions{Name: "ghana", APIKey: testKey, Sites: []string{"shop-a", "shop-b"}, RateLimit: -1, TimeZone: tz})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	a := acct.CreateOrder("shop-a", "new") // 09:00:00 UTC = 12:00:00 local
+	b := acct.CreateOrder("shop-b", "new")
+	c := acct.CreateOrder("shop-a", "new")
+	clk.Advance(90 * time.Second) // 12:01:30 local
+	acct.SetStatus(a, "approved")
+	acct.SetStatus(b, "approved")
+	acct.SetStatus(c, "complete")
+	clk.Advance(500 * time.Millisecond)
+	acct.SetStatus(b, "cancel")
+	orders := func(q url.Values) []int64 {
+		t.Helper()
+		q.Set("limit", "20")
+		m := decode(t, get(t, srv, "/ghana/api/v5/orders?"+q.Encode(), testKey))
+		var ids []int64
+		for _, o := range m["orders"].([]any) {
+			om := o.(map[string]any)
+			ids = append(ids, int64(om["id"].(float64)))
+			if om["statusUpdatedAt"] != "2026-11-23 12:01:30" && om["statusUpdatedAt"] != "2026-11-23 12:01:31" {
+				t.Errorf("order %v: statusUpdatedAt %v", om["id"], om["statusUpdatedAt"])
+			}
+		}
+		if int(m["pagination"].(map[string]any)["totalCount"].(float64)) != len(ids) {
+			t.Errorf("totalCount %v, %d orders", m["pagination"], len(ids))
+		}
+		return ids
+	}
+	tests := []struct {
+		name string
+		q    url.Values
+		want []int64
+	}{
+		{"one status", url.Values{"filter[extendedStatus][]": {"approved"}}, []int64{a}},
+		{"several statuses", url.Values{"filter[extendedStatus][]": {"approved", "complete"}}, []int64{c, a}},
+		{"indexed keys", url.Values{"filter[extendedStatus][0]": {"approved"}, "filter[extendedStatus][1]": {"cancel"}}, []int64{b, a}},
+		{"site", url.Values{"filter[extendedStatus][]": {"approved", "complete", "cancel"}, "filter[sites][]": {"shop-a"}}, []int64{c, a}},
+		{"from, to the second, local time", url.Values{"filter[statusUpdatedAtFrom]": {"2026-11-23 12:01:30"}}, []int64{c, b, a}},
+		{"from later", url.Values{"filter[statusUpdatedAtFrom]": {"2026-11-23 12:01:31"}}, nil},
+		{"from a date", url.Values{"filter[statusUpdatedAtFrom]": {"2026-11-23"}, "filter[sites][]": {"shop-b"}}, []int64{b}},
+		{"ids and status", url.Values{"filter[ids][]": {fmt.Sprint(a), fmt.Sprint(b)}, "filter[extendedStatus][]": {"cancel"}}, []int64{b}},
+	}
+	for _, tt := range tests {
+		if got := orders(tt.q); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if r := get(t, srv, "/ghana/api/v5/orders?filter[statusUpdatedAtFrom]=today", testKey); r.code != 400 {
+		t.Errorf("bad date: %d", r.code)
+	}
+}
+
+func TestSitesAndCredentials(t *testing.T) {
+	sim := New(Options{Seed: 1})
+	sim.AddAccount(AccountOptions{Name: "full", APIKey: "k1", Sites: []string{"a", "b"}, RateLimit: -1})
+	sim.AddAccount(AccountOptions{Name: "sel", APIKey: "k2", ExtraKeys: []string{"k3"}, Sites: []string{"a", "b", "c"},
+		KeySites: []string{"c", "a"}, CredentialsWithoutSites: true, RateLimit: -1})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		path, key, access string
+		sitesAvailable    any
+		sites             []string
+	}{
+		{"/full", "k1", "access_full", []any{"a", "b"}, []string{"a", "b"}},
+		{"/sel", "k2", "access_selective", nil, []string{"a", "c"}},
+		{"/sel", "k3", "access_full", nil, []string{"a", "b", "c"}},
+	}
+	for _, tt := range tests {
+		m := decode(t, get(t, srv, tt.path+"/api/credentials", tt.key))
+		if m["siteAccess"] != tt.access || fmt.Sprint(m["sitesAvailable"]) != fmt.Sprint(tt.sitesAvailable) {
+			t.Errorf("%s %s: credentials %v", tt.path, tt.key, m)
+		}
+		if _, ok := m["sitesAvailable"]; ok != (tt.sitesAvailable != nil) {
+			t.Errorf("%s %s: sitesAvailable present %v", tt.path, tt.key, ok)
+		}
+		sites := decode(t, get(t, srv, tt.path+"/api/v5/reference/sites", tt.key))["sites"].(map[string]any)
+		if got := slices.Sorted(maps.Keys(sites)); !slices.Equal(got, tt.sites) {
+			t.Errorf("%s %s: sites %v, want %v", tt.path, tt.key, got, tt.sites)
+		}
+		for code, s := range sites {
+			if s.(map[string]any)["code"] != code {
+				t.Errorf("site %s: %v", code, s)
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a key site outside the account's sites did not panic")
+		}
+	}()
+	sim.AddAccount(AccountOptions{Name: "bad", APIKey: "k", Sites: []string{"a"}, KeySites: []string{"z"}})
+}

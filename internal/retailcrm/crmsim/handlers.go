@@ -3,6 +3,7 @@ package crmsim
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,6 +19,7 @@ const (
 	EndpointHistory     = "history"
 	EndpointOrders      = "orders"
 	EndpointStatuses    = "statuses"
+	EndpointSites       = "sites"
 	EndpointUnknown     = "unknown" // any other path under the account
 )
 
@@ -35,6 +37,8 @@ func endpointOf(path string) string {
 		return EndpointOrders
 	case "/api/v5/reference/statuses":
 		return EndpointStatuses
+	case "/api/v5/reference/sites":
+		return EndpointSites
 	}
 	return EndpointUnknown
 }
@@ -133,24 +137,58 @@ func (a *Account) handle(r *http.Request, endpoint string, now time.Time) (answe
 	}
 	switch endpoint {
 	case EndpointCredentials:
-		return a.credentials(), f, latency
+		return a.credentials(key), f, latency
 	case EndpointHistory:
 		return a.historyPage(q, key, now), f, latency
 	case EndpointOrders:
 		return a.ordersPage(q), f, latency
 	case EndpointStatuses:
 		return a.statusesAnswer(), f, latency
+	case EndpointSites:
+		return a.sitesAnswer(key), f, latency
 	}
 	return errAnswer(http.StatusNotFound, "API method not found", nil), f, latency
 }
 
-func (a *Account) credentials() answer {
-	return jsonAnswer(http.StatusOK, map[string]any{
-		"success":        true,
-		"scopes":         []string{"order_read", "order_write", "reference_read", "customer_read"},
-		"siteAccess":     "access_full",
-		"sitesAvailable": a.opts.Sites,
-	})
+func (a *Account) credentials(key string) answer {
+	body := map[string]any{
+		"success":     true,
+		"scopes":      []string{"order_read", "order_write", "reference_read", "customer_read"},
+		"credentials": []string{"/api/v5/orders", "/api/v5/orders/history", "/api/v5/reference/statuses", "/api/v5/reference/sites"},
+		"siteAccess":  "access_full",
+	}
+	if key == a.opts.APIKey && len(a.opts.KeySites) > 0 {
+		body["siteAccess"] = "access_selective"
+	}
+	if !a.opts.CredentialsWithoutSites {
+		body["sitesAvailable"] = a.keySites(key)
+	}
+	return jsonAnswer(http.StatusOK, body)
+}
+
+// keySites returns the sites a key sees.
+func (a *Account) keySites(key string) []string {
+	if key == a.opts.APIKey && len(a.opts.KeySites) > 0 {
+		return a.opts.KeySites
+	}
+	return a.opts.Sites
+}
+
+type wireSite struct {
+	Name          string `json:"name"`
+	URL           string `json:"url"`
+	Code          string `json:"code"`
+	DefaultForCRM bool   `json:"defaultForCrm"`
+	Currency      string `json:"currency"`
+}
+
+// sitesAnswer is GET /api/v5/reference/sites: an object keyed by code.
+func (a *Account) sitesAnswer(key string) answer {
+	sites := make(map[string]wireSite)
+	for i, code := range a.keySites(key) {
+		sites[code] = wireSite{Name: "Shop " + code, URL: "https://" + code + ".example.com", Code: code, DefaultForCRM: i == 0, Currency: "GHS"}
+	}
+	return jsonAnswer(http.StatusOK, map[string]any{"success": true, "sites": sites})
 }
 
 var statusGroups = map[string]string{
@@ -218,27 +256,10 @@ func limitAndPage(q url.Values) (limit, page int, errs map[string]string) {
 
 func (a *Account) historyPage(q url.Values, key string, now time.Time) answer {
 	limit, page, errs := limitAndPage(q)
-	var sinceID int64
-	if v := q.Get("filter[sinceId]"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			errs["sinceId"] = "This value should be of type integer."
-		}
-		sinceID = n
-	}
-	var start, end time.Time
-	for _, d := range []struct {
-		name string
-		t    *time.Time
-	}{{"startDate", &start}, {"endDate", &end}} {
-		if v := q.Get("filter[" + d.name + "]"); v != "" {
-			t, err := time.ParseInLocation(timeLayout, v, a.opts.TimeZone)
-			if err != nil {
-				errs[d.name] = "This value is not a valid datetime."
-			}
-			*d.t = t
-		}
-	}
+	sinceID := intParam(q, "sinceId", errs)
+	orderID := intParam(q, "orderId", errs)
+	start := timeParam(q, "startDate", a.opts.TimeZone, errs)
+	end := timeParam(q, "endDate", a.opts.TimeZone, errs)
 	if len(errs) > 0 {
 		return errAnswer(http.StatusBadRequest, "Errors in the filter", errs)
 	}
@@ -255,11 +276,21 @@ func (a *Account) historyPage(q url.Values, key string, now time.Time) answer {
 		hi = lo + sort.Search(len(h)-lo, func(i int) bool { return seconds(h[lo+i].at) > end.Unix() })
 	}
 	a.prunePending(now)
-	total := hi - lo
-	if total > 0 {
+	// served: the entry is visible and passes the filters the range does
+	// not express.
+	served := func(e *entry) bool { return !e.hidden && (orderID == 0 || e.order.ID == orderID) }
+	total := 0
+	if orderID == 0 {
+		total = hi - lo
 		for _, p := range a.pending {
 			if p.idx >= lo && p.idx < hi {
 				total--
+			}
+		}
+	} else {
+		for i := lo; i < hi; i++ {
+			if served(&h[i]) {
+				total++
 			}
 		}
 	}
@@ -273,7 +304,7 @@ func (a *Account) historyPage(q url.Values, key string, now time.Time) answer {
 		skip := (page - 1) * limit
 		for i := lo; i < hi && len(out) < limit; i++ {
 			e := &h[i]
-			if e.hidden {
+			if !served(e) {
 				continue
 			}
 			if skip > 0 {
@@ -291,26 +322,27 @@ func (a *Account) historyPage(q url.Values, key string, now time.Time) answer {
 	}{true, now.In(a.opts.TimeZone).Format(timeLayout), out, p})
 }
 
+// ordersPage is GET /api/v5/orders with filter[ids][], filter[extendedStatus][]
+// (status codes), filter[statusUpdatedAtFrom] (the order's statusUpdatedAt
+// at or after it, to the second, in the account time zone) and
+// filter[sites][], all optional and combined with AND; newest first.
 func (a *Account) ordersPage(q url.Values) answer {
 	limit, page, errs := limitAndPage(q)
 	var ids []int64
-	for k, vs := range q {
-		if k != "filter[ids][]" && !strings.HasPrefix(k, "filter[ids][") {
+	for _, v := range listParam(q, "ids") {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs["ids"] = "This value should be of type integer."
 			continue
 		}
-		for _, v := range vs {
-			id, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				errs["ids"] = "This value should be of type integer."
-				continue
-			}
-			ids = append(ids, id)
-		}
+		ids = append(ids, id)
 	}
+	statuses := listParam(q, "extendedStatus")
+	sites := listParam(q, "sites")
+	from := timeParam(q, "statusUpdatedAtFrom", a.opts.TimeZone, errs)
 	if len(errs) > 0 {
 		return errAnswer(http.StatusBadRequest, "Errors in the filter", errs)
 	}
-	// Like the real list, newest first; without filter[ids] every order.
 	var found []*order
 	if len(ids) == 0 {
 		for _, id := range a.live {
@@ -325,6 +357,11 @@ func (a *Account) ordersPage(q url.Values) answer {
 			}
 		}
 	}
+	found = slices.DeleteFunc(found, func(o *order) bool {
+		return len(statuses) > 0 && !slices.Contains(statuses, o.Status) ||
+			len(sites) > 0 && !slices.Contains(sites, o.Site) ||
+			!from.IsZero() && o.StatusUpdatedAt.Unix() < from.Unix()
+	})
 	slices.Reverse(found)
 	p := newPagination(limit, len(found), page)
 	out := make([]wireOrder, 0, limit)
@@ -336,6 +373,49 @@ func (a *Account) ordersPage(q url.Values) answer {
 		Pagination pagination  `json:"pagination"`
 		Orders     []wireOrder `json:"orders"`
 	}{true, p, out})
+}
+
+// listParam returns the values of filter[name][] (and filter[name][N]).
+func listParam(q url.Values, name string) []string {
+	var out []string
+	prefix := "filter[" + name + "]["
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if strings.HasPrefix(k, prefix) && strings.HasSuffix(k, "]") {
+			out = append(out, q[k]...)
+		}
+	}
+	return out
+}
+
+// intParam reads filter[name], a non-negative integer; 0 when absent. A
+// bad value is recorded in errs.
+func intParam(q url.Values, name string, errs map[string]string) int64 {
+	v := q.Get("filter[" + name + "]")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		errs[name] = "This value should be of type integer."
+		return 0
+	}
+	return n
+}
+
+// timeParam reads filter[name] as "Y-m-d H:i:s" or "Y-m-d" in tz; zero
+// when absent. A bad value is recorded in errs.
+func timeParam(q url.Values, name string, tz *time.Location, errs map[string]string) time.Time {
+	v := q.Get("filter[" + name + "]")
+	if v == "" {
+		return time.Time{}
+	}
+	for _, layout := range []string{timeLayout, time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, v, tz); err == nil {
+			return t
+		}
+	}
+	errs[name] = "This value is not a valid datetime."
+	return time.Time{}
 }
 
 // Requests returns how many requests reached an endpoint of the account

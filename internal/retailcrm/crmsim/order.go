@@ -24,11 +24,24 @@ type order struct {
 	Email           string
 	CustomerID      int64
 	Items           []wireItem
-	PaymentID       int64
-	Paid            bool
-	CustomFields    map[string]any
-	deleted         bool
+	Payments        []wirePayment
+	// How "payments" is written: an object keyed by id (the usual), a list
+	// (as modules send it), and, with no payment, [] (PHP's empty array),
+	// {} or no key at all; all seen in the published samples.
+	PaymentsAsList bool
+	NoPayments     emptyShape
+	CustomFields   map[string]any
+	deleted        bool
 }
+
+// emptyShape is how an empty collection is written.
+type emptyShape uint8
+
+const (
+	emptyList   emptyShape = iota // []
+	emptyObject                   // {}
+	emptyAbsent                   // the key is left out
+)
 
 var (
 	firstNames = []string{"Kwame", "Ama", "Kofi", "Abena", "Yaw", "Efua", "Olga", "Ivan"}
@@ -52,50 +65,98 @@ func (a *Account) newOrder(id int64, site, status string, at time.Time) *order {
 		Phone:           fmt.Sprintf("+233%09d", r.IntN(1e9)),
 		Email:           fmt.Sprintf("%s.%s%d@example.com", fn, ln, r.IntN(1000)),
 		CustomerID:      5000 + r.Int64N(5000),
-		PaymentID:       id*10 + 1,
-		Paid:            r.IntN(2) == 0,
 	}
 	if r.IntN(2) == 0 {
 		o.ExternalID = "ext-" + strconv.FormatInt(id, 10)
 	}
-	for i := range 1 + r.IntN(3) {
-		o.Items = append(o.Items, wireItem{
-			ID:           id*100 + int64(i),
-			Offer:        wireOffer{ID: 1 + r.Int64N(500), Name: products[r.IntN(len(products))]},
-			Quantity:     float64(1 + r.IntN(4)),
-			InitialPrice: float64(5 + r.IntN(200)),
-			Status:       "new",
-		})
+	for range 1 + r.IntN(3) {
+		o.Items = append(o.Items, a.newItem())
 	}
-	if r.IntN(4) == 0 {
-		o.CustomFields = map[string]any{"delivery_slot": []string{"morning", "evening"}[r.IntN(2)]}
+	// Shapes of payments, in rough proportion to the samples: mostly one
+	// payment keyed by id; sometimes a list; sometimes none, written as
+	// [], {} or not at all.
+	switch n := r.IntN(20); {
+	case n < 14:
+		o.Payments = []wirePayment{a.newPayment(o)}
+	case n < 16:
+		o.Payments, o.PaymentsAsList = []wirePayment{a.newPayment(o)}, true
+	default:
+		o.PaymentsAsList = r.IntN(2) == 0
+		o.NoPayments = emptyShape(r.IntN(3))
+	}
+	// Custom fields of every type the samples show: strings, booleans,
+	// numbers, lists (multiselect); most orders have none ([]).
+	if r.IntN(3) == 0 {
+		o.CustomFields = map[string]any{}
+		for _, cf := range customFieldValues {
+			if r.IntN(2) == 0 {
+				o.CustomFields[cf.code] = cf.values[r.IntN(len(cf.values))]
+			}
+		}
 	}
 	return o
 }
 
+var customFieldValues = []struct {
+	code   string
+	values []any
+}{
+	{"delivery_slot", []any{"morning", "evening"}},
+	{"gift_wrap", []any{true, false}},
+	{"floor", []any{0, 3, 12}},
+	{"tags", []any{[]string{"fragile"}, []string{"gift", "express"}, []string{}}},
+}
+
+// newItem generates an order item; its id is unique in the account.
+func (a *Account) newItem() wireItem {
+	a.lastItemID += 1 + a.rng.Int64N(2)
+	return wireItem{
+		ID:           a.lastItemID,
+		Offer:        wireOffer{ID: 1 + a.rng.Int64N(500), Name: products[a.rng.IntN(len(products))]},
+		Quantity:     float64(1 + a.rng.IntN(4)),
+		InitialPrice: float64(5 + a.rng.IntN(200)),
+		Status:       "new",
+	}
+}
+
+// newPayment generates an unpaid payment of the order's total.
+func (a *Account) newPayment(o *order) wirePayment {
+	a.lastPaymentID += 1 + a.rng.Int64N(2)
+	return wirePayment{ID: a.lastPaymentID, Status: "not-paid", Type: []string{"cash", "bank-card", "bank-transfer"}[a.rng.IntN(3)],
+		Amount: o.total()}
+}
+
+func (o *order) total() float64 {
+	var total float64
+	for _, it := range o.Items {
+		total += it.InitialPrice * it.Quantity
+	}
+	return total
+}
+
 type wireOrder struct {
-	Slug            int64                  `json:"slug"`
-	ID              int64                  `json:"id"`
-	Number          string                 `json:"number"`
-	ExternalID      string                 `json:"externalId,omitempty"`
-	OrderType       string                 `json:"orderType"`
-	OrderMethod     string                 `json:"orderMethod"`
-	CreatedAt       string                 `json:"createdAt"`
-	StatusUpdatedAt string                 `json:"statusUpdatedAt"`
-	Summ            float64                `json:"summ"`
-	TotalSumm       float64                `json:"totalSumm"`
-	PrepaySum       float64                `json:"prepaySum"`
-	LastName        string                 `json:"lastName"`
-	FirstName       string                 `json:"firstName"`
-	Phone           string                 `json:"phone"`
-	Email           string                 `json:"email"`
-	ManagerID       int64                  `json:"managerId"`
-	Customer        wireCustomer           `json:"customer"`
-	Site            string                 `json:"site"`
-	Status          string                 `json:"status"`
-	Items           []wireItem             `json:"items"`
-	Payments        map[string]wirePayment `json:"payments"`
-	CustomFields    any                    `json:"customFields"` // [] when empty, as PHP encodes an empty map
+	Slug            int64        `json:"slug"`
+	ID              int64        `json:"id"`
+	Number          string       `json:"number"`
+	ExternalID      string       `json:"externalId,omitempty"`
+	OrderType       string       `json:"orderType"`
+	OrderMethod     string       `json:"orderMethod"`
+	CreatedAt       string       `json:"createdAt"`
+	StatusUpdatedAt string       `json:"statusUpdatedAt"`
+	Summ            float64      `json:"summ"`
+	TotalSumm       float64      `json:"totalSumm"`
+	PrepaySum       float64      `json:"prepaySum"`
+	LastName        string       `json:"lastName"`
+	FirstName       string       `json:"firstName"`
+	Phone           string       `json:"phone"`
+	Email           string       `json:"email"`
+	ManagerID       int64        `json:"managerId"`
+	Customer        wireCustomer `json:"customer"`
+	Site            string       `json:"site"`
+	Status          string       `json:"status"`
+	Items           []wireItem   `json:"items"`
+	Payments        any          `json:"payments,omitempty"` // see order.PaymentsAsList; nil leaves the key out
+	CustomFields    any          `json:"customFields"`       // [] when empty, as PHP encodes an empty map
 }
 
 type wireCustomer struct {
@@ -125,22 +186,16 @@ type wireOffer struct {
 }
 
 type wirePayment struct {
-	ID     int64   `json:"id"`
-	Status string  `json:"status"`
-	Type   string  `json:"type"`
-	Amount float64 `json:"amount"`
+	ID         int64   `json:"id"`
+	Status     string  `json:"status"`
+	Type       string  `json:"type"`
+	Amount     float64 `json:"amount"`
+	ExternalID string  `json:"externalId,omitempty"`
 }
 
 // wire renders the full order as GET /api/v5/orders returns it.
 func (o *order) wire(tz *time.Location) wireOrder {
-	var total float64
-	for _, it := range o.Items {
-		total += it.InitialPrice * it.Quantity
-	}
-	payStatus := "not-paid"
-	if o.Paid {
-		payStatus = "paid"
-	}
+	total := o.total()
 	var cf any = []any{}
 	if len(o.CustomFields) > 0 {
 		cf = o.CustomFields
@@ -166,14 +221,35 @@ func (o *order) wire(tz *time.Location) wireOrder {
 			FirstName: o.FirstName, LastName: o.LastName, Email: o.Email,
 			Phones: []wirePhone{{Number: o.Phone}},
 		},
-		Site:   o.Site,
-		Status: o.Status,
-		Items:  o.Items,
-		Payments: map[string]wirePayment{
-			strconv.FormatInt(o.PaymentID, 10): {ID: o.PaymentID, Status: payStatus, Type: "cash", Amount: total},
-		},
+		Site:         o.Site,
+		Status:       o.Status,
+		Items:        o.Items,
+		Payments:     o.wirePayments(),
 		CustomFields: cf,
 	}
+}
+
+func (o *order) wirePayments() any {
+	switch {
+	case len(o.Payments) > 0 && o.PaymentsAsList:
+		return o.Payments
+	case len(o.Payments) > 0:
+		m := make(map[string]wirePayment, len(o.Payments))
+		for _, p := range o.Payments {
+			m[strconv.FormatInt(p.ID, 10)] = p
+		}
+		return m
+	case o.NoPayments == emptyList:
+		return []any{}
+	case o.NoPayments == emptyObject:
+		return struct{}{}
+	}
+	return nil
+}
+
+// minimal renders the order as most history entries carry it.
+func (o *order) minimal(status string) wireMinimalOrder {
+	return wireMinimalOrder{ID: o.ID, ExternalID: o.ExternalID, ManagerID: o.ManagerID, Site: o.Site, Status: status}
 }
 
 // entry is one history entry, kept small: benchmarks hold 100,000 of them
@@ -195,6 +271,13 @@ type entry struct {
 // noStatus is entry.old when there is no previous status.
 const noStatus = -1
 
+// transition reports whether e is a status change or an order's creation,
+// i.e. part of the ground truth.
+func (e *entry) transition() bool {
+	x := e.x
+	return x == nil || x.field == "" && !x.deleted && x.odd == oddNone
+}
+
 // pendingEntry is a late-committed entry: history[idx] is hidden until visibleAt.
 type pendingEntry struct {
 	idx       int
@@ -208,21 +291,30 @@ type entryExtra struct {
 	field    string          // "" means "status"
 	oldValue json.RawMessage // of a non-status entry; nil encodes as null
 	newValue json.RawMessage
-	full     json.RawMessage // the full order, on a creation entry
+	full     json.RawMessage   // the full order, on a creation entry
+	item     json.RawMessage   // "item": the order item the entry is about
+	payment  json.RawMessage   // "payment"
+	ancestor *wireMinimalOrder // "ancestor": the order a merge moved this change from
+	combined *wireMinimalOrder // "combinedTo": the order this one was merged into
+	odd      OddEntry          // a shape the API should not send (AppendOddEntry)
 }
 
 type wireEntry struct {
-	ID        int64           `json:"id"`
-	CreatedAt string          `json:"createdAt"`
-	Created   bool            `json:"created,omitempty"`
-	Deleted   bool            `json:"deleted,omitempty"`
-	Source    string          `json:"source"`
-	User      *wireUser       `json:"user,omitempty"`
-	APIKey    *wireAPIKey     `json:"apiKey,omitempty"`
-	Field     string          `json:"field"`
-	OldValue  json.RawMessage `json:"oldValue"`
-	NewValue  json.RawMessage `json:"newValue"`
-	Order     any             `json:"order"`
+	ID         int64             `json:"id"`
+	CreatedAt  string            `json:"createdAt"`
+	Created    bool              `json:"created,omitempty"`
+	Deleted    bool              `json:"deleted,omitempty"`
+	Source     string            `json:"source"`
+	User       *wireUser         `json:"user,omitempty"`
+	APIKey     *wireAPIKey       `json:"apiKey,omitempty"`
+	Field      string            `json:"field"`
+	OldValue   json.RawMessage   `json:"oldValue"`
+	NewValue   json.RawMessage   `json:"newValue"`
+	Order      any               `json:"order,omitempty"` // nil leaves the key out
+	Item       json.RawMessage   `json:"item,omitempty"`
+	Payment    json.RawMessage   `json:"payment,omitempty"`
+	Ancestor   *wireMinimalOrder `json:"ancestor,omitempty"`
+	CombinedTo *wireMinimalOrder `json:"combinedTo,omitempty"`
 }
 
 type wireUser struct {
@@ -255,32 +347,30 @@ func (e *entry) wire(tz *time.Location, requestKey string, statuses []string, co
 	if e.old != noStatus {
 		w.OldValue = codes[e.old]
 	}
-	x := e.x
-	if x != nil {
-		w.Created, w.Deleted = x.created, x.deleted
-		if x.field != "" {
-			w.Field, w.OldValue, w.NewValue = x.field, x.oldValue, x.newValue
-		}
-	}
-	if w.OldValue == nil {
-		w.OldValue = jsonNull
-	}
-	if w.NewValue == nil {
-		w.NewValue = jsonNull
-	}
 	switch e.source {
 	case "user":
 		w.User = &wireUser{ID: int64(e.userID)}
 	case "api":
 		w.APIKey = &wireAPIKey{Current: e.apiKey == requestKey}
 	}
-	if x != nil && x.full != nil {
-		w.Order = x.full
-	} else {
-		w.Order = wireMinimalOrder{
-			ID: e.order.ID, ExternalID: e.order.ExternalID, ManagerID: e.order.ManagerID,
-			Site: e.order.Site, Status: statuses[e.status],
+	minimal := e.order.minimal(statuses[e.status])
+	w.Order = minimal
+	if x := e.x; x != nil {
+		w.Created, w.Deleted = x.created, x.deleted
+		if x.field != "" {
+			w.Field, w.OldValue, w.NewValue = x.field, x.oldValue, x.newValue
 		}
+		if x.full != nil {
+			w.Order = x.full
+		}
+		w.Item, w.Payment, w.Ancestor, w.CombinedTo = x.item, x.payment, x.ancestor, x.combined
+		w.Order = x.odd.order(w.Order, minimal)
+	}
+	if w.OldValue == nil {
+		w.OldValue = jsonNull
+	}
+	if w.NewValue == nil {
+		w.NewValue = jsonNull
 	}
 	return w
 }
