@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -228,4 +229,44 @@ func FuzzTemplateJSON(f *testing.F) {
 			t.Fatalf("order %q rendered %q (%s)", raw, r.Body, r.ContentType)
 		}
 	})
+}
+
+// The example config's chat webhook is the form the docs recommend: with
+// hostile names it still sends JSON with the names inside its text.
+func TestExampleChatWebhookIsSafe(t *testing.T) {
+	t.Setenv("GHANA_API_KEY", "example-key")
+	t.Setenv("WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	cfg, err := config.Load("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cfg.Account("ghana")
+	i := slices.IndexFunc(a.Webhooks, func(w config.Webhook) bool { return w.Name == "chat" })
+	if i < 0 {
+		t.Fatal("no chat webhook in config.example.yaml")
+	}
+	for _, name := range hostileNames {
+		order := map[string]any{"id": 4242, "number": "4242A", "items": []any{map[string]any{"offer": map[string]any{"name": name}}},
+			"customer": map[string]any{"firstName": name, "lastName": name}}
+		r, err := Render(a.Webhooks[i], eventWithOrder(t, order))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Text    string `json:"text"`
+			OrderID int64  `json:"order_id"`
+			Items   []struct {
+				Offer struct{ Name string } `json:"offer"`
+			} `json:"items"`
+		}
+		d := json.NewDecoder(bytes.NewReader(r.Body))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&got); err != nil {
+			t.Fatalf("name %q: body %s: %v", name, r.Body, err)
+		}
+		want := "Order 4242A of " + name + " " + name + " is approved (ghana)"
+		if r.ContentType != contentJSON || got.Text != want || got.OrderID != 4242 || len(got.Items) != 1 || got.Items[0].Offer.Name != name {
+			t.Errorf("name %q: %s %+v", name, r.ContentType, got)
+		}
+	}
 }
