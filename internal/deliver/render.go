@@ -147,7 +147,7 @@ func Render(wh config.Webhook, ev event.Event) (Request, error) {
 //
 //  1. a Content-Type in the webhook's headers wins, as configured;
 //  2. else a body whose template text begins a JSON value (first non-space
-//     character "{" or "[", or a first tag ending in |json_encode) is
+//     character "{" or "[", or a first tag with |json_encode) is
 //     application/json;
 //  3. else text/plain; charset=utf-8.
 func templateContentType(wh config.Webhook) string {

@@ -267,7 +267,7 @@ func formatInJSON(v any) string {
 // isJSONNumber reports whether s is exactly one JSON number literal (not
 // NaN or Inf, not a value with spaces or other data around it).
 func isJSONNumber(s string) bool {
-	return s != "" && (s[0] == '-' || isDigit(s[0])) && json.Valid([]byte(s))
+	return s != "" && (s[0] == '-' || isDigit(s[0])) && isDigit(s[len(s)-1]) && json.Valid([]byte(s))
 }
 
 // escapeJSON returns s as the inside of a JSON string: the encoding of s

@@ -143,6 +143,7 @@ func TestRenderJSON(t *testing.T) {
 		"number": "4242",
 	}
 	data["forged"] = json.Number(`1, "admin": true`)
+	data["spaced"] = json.Number("1\n") // valid JSON, but not only a number
 	data["nan"] = math.NaN()
 	data["neg"] = int64(-7)
 	tests := []struct {
@@ -166,6 +167,7 @@ func TestRenderJSON(t *testing.T) {
 		{"{{ text.html }}", "<b>&</b>"},
 		{"{{ text.number }}", "4242"},
 		{"{{ forged }}", `1, \"admin\": true`},
+		{"{{ spaced }}", `1\n`},
 		{"{{ nan }}", "NaN"},
 		{"{{ order.items.0.offer }}", `{\"name\":\"Shea butter\"}`},
 		{"{{ raw.a }}", `{\"b\":[1,\"two\"]}`},
