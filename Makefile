@@ -26,7 +26,7 @@ build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/poller ./cmd/poller
 
 test:
-	go vet ./... && go tool staticcheck ./... && go test -race ./...
+	go vet ./... && go tool staticcheck ./... && go test -race ./... && (cd contrib && go vet ./... && go tool staticcheck ./... && go test ./...)
 
 ci:
 	bash .ci/run

@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
@@ -83,8 +85,9 @@ func TemplateData(ev event.Event) (map[string]any, error) {
 //   - form: the params urlencoded in the body (with GET, in the query, as a
 //     trigger does: a GET carries no body);
 //   - query: the params appended to the URL's query, an empty body;
-//   - template: the rendered body, application/json when it is valid JSON,
-//     else text/plain.
+//   - template: the rendered body, with the Content-Type templateContentType
+//     chooses before rendering; under a JSON type every {{ }} output is
+//     escaped as the inside of a JSON string (tmpl.Template.RenderJSON).
 func Render(wh config.Webhook, ev event.Event) (Request, error) {
 	method := strings.ToUpper(wh.Method)
 	if method == "" {
@@ -124,17 +127,50 @@ func Render(wh config.Webhook, ev event.Event) (Request, error) {
 	case FormatQuery:
 		req.URL = appendQuery(wh.URL, encodeParams(wh.Params, data))
 	case FormatTemplate:
-		if wh.Body != nil {
+		req.ContentType = templateContentType(wh)
+		switch {
+		case wh.Body == nil:
+		case isJSONContentType(req.ContentType):
+			req.Body = []byte(wh.Body.RenderJSON(data))
+		default:
 			req.Body = []byte(wh.Body.Render(data))
-		}
-		req.ContentType = contentText
-		if json.Valid(req.Body) {
-			req.ContentType = contentJSON
 		}
 	default:
 		return Request{}, fmt.Errorf("deliver: webhook %s: unknown format %q", wh.Name, wh.Format)
 	}
 	return req, nil
+}
+
+// templateContentType is the Content-Type of a format: template webhook,
+// fixed per webhook before anything is rendered (a value in the order must
+// not be able to switch it, and with it the escaping):
+//
+//  1. a Content-Type in the webhook's headers wins, as configured;
+//  2. else a body whose template text begins a JSON value (first non-space
+//     character "{" or "[", or a first tag with |json_encode) is
+//     application/json;
+//  3. else text/plain; charset=utf-8.
+func templateContentType(wh config.Webhook) string {
+	// Sorted, so that two spellings of the header (which the config should
+	// not allow) still give one answer every time.
+	for _, name := range slices.Sorted(maps.Keys(wh.Headers)) {
+		if strings.EqualFold(name, "Content-Type") {
+			return wh.Headers[name]
+		}
+	}
+	if wh.Body != nil && wh.Body.StartsJSON() {
+		return contentJSON
+	}
+	return contentText
+}
+
+// isJSONContentType reports whether ct names JSON: application/json or a
+// structured "+json" type (application/vnd.api+json), parameters and case
+// aside.
+func isJSONContentType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	return mt == contentJSON || (strings.HasSuffix(mt, "+json") && strings.Contains(mt, "/"))
 }
 
 // paramsJSON renders params as a JSON object in config order (a map would

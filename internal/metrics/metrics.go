@@ -25,7 +25,8 @@ type Metrics struct {
 	LastPollSuccess    *prometheus.GaugeVec     // account, unix seconds
 	DeliveryLatency    *prometheus.HistogramVec // account, detection -> 2xx
 	HistoryAnomalies   *prometheus.CounterVec   // account, kind: odd history input that was logged and skipped
-	ReconciledEvents   *prometheus.CounterVec   // account: transitions the orders sweep found that the history poll had missed
+	ReconciledEvents   *prometheus.CounterVec   // account: transitions the orders sweep found that the poll had missed
+	PollInterval       *prometheus.GaugeVec     // account: the schedule's interval, so alerts can count missed polls
 	ConfigReloadsTotal *prometheus.CounterVec   // result (ok|error)
 	ConfigLastReloadOK prometheus.Gauge         // 1 if the last reload succeeded
 }
@@ -71,6 +72,10 @@ func New() *Metrics {
 		ReconciledEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poller_reconciled_events_total", Help: "Transitions the orders sweep found that the history poll had missed.",
 		}, []string{"account"}),
+		PollInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "poller_poll_interval_seconds",
+			Help: "Seconds between two scheduled polls of the account's history (for a cron spec, between its next two runs).",
+		}, []string{"account"}),
 		ConfigReloadsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "poller_config_reloads_total", Help: "Config reloads (SIGHUP) by result.",
 		}, []string{"result"}),
@@ -83,7 +88,8 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.PollsTotal, m.APIRequestsTotal, m.EventsDetected, m.DeliveriesTotal,
 		m.OutboxPending, m.DeadLetters, m.CursorHistoryID, m.LastPollSuccess,
-		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents, m.ConfigReloadsTotal, m.ConfigLastReloadOK,
+		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents, m.PollInterval,
+		m.ConfigReloadsTotal, m.ConfigLastReloadOK,
 	)
 	return m
 }
@@ -99,7 +105,7 @@ func (m *Metrics) ForgetAccount(account string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.PollsTotal, m.APIRequestsTotal, m.EventsDetected, m.DeliveriesTotal,
 		m.OutboxPending, m.DeadLetters, m.CursorHistoryID, m.LastPollSuccess,
-		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents,
+		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents, m.PollInterval,
 	} {
 		v.DeletePartialMatch(l)
 	}

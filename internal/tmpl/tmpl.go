@@ -2,12 +2,27 @@
 // RetailCRM trigger's "HTTP request" action uses in its parameters:
 // {{ order.id }}, nested paths (order.items.0.offer.name, order.items[0],
 // order.customFields['my_field']), string literals, and the filters
-// |json_encode and |default('x'). {{- and -}} trim the whitespace next to a
-// tag. A missing path renders empty, as in Twig.
+// |json_encode, |default('x') and |raw. {{- and -}} trim the whitespace
+// next to a tag. A missing path renders empty, as in Twig.
 //
-// Values render the way Twig prints them: strings as they are, numbers as
-// JSON numbers, true as "1", false and null as "", and objects and lists as
-// JSON (Twig would fail on them; JSON is what a receiver can use).
+// Render prints values the way Twig prints them: strings as they are,
+// numbers as JSON numbers, true as "1", false and null as "", and objects
+// and lists as JSON (Twig would fail on them; JSON is what a receiver can
+// use). |raw changes nothing there.
+//
+// RenderJSON is for a body sent with a JSON Content-Type. There every tag's
+// output is escaped as the inside of a JSON string (quotes, backslash,
+// control characters, U+2028 and U+2029; invalid UTF-8 becomes U+FFFD), so
+// a value placed between quotes stays one string whatever it holds: a
+// customer named `x", "admin": true, "y": "` cannot add a key. Numbers
+// print as themselves and booleans as true and false, so they can stand
+// outside quotes; null prints empty. A tag ending in |json_encode prints a
+// complete JSON value (not escaped again), and |raw prints the value as
+// Render would, unescaped: the operator's explicit opt-out.
+//
+// StartsJSON tells, from the source alone, whether a body looks like JSON;
+// the deliverer uses it to choose the Content-Type (and so the escaping)
+// before any data is seen, so no value can switch it.
 package tmpl
 
 import (
@@ -15,6 +30,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -39,7 +55,7 @@ type expr struct {
 }
 
 type filter struct {
-	name string // json_encode | default
+	name string // json_encode | default | raw
 	arg  string // default's argument
 }
 
@@ -76,35 +92,77 @@ func (t *Template) String() string { return t.src }
 
 // Render evaluates the template against data, a JSON-like tree
 // (map[string]any, []any, string, json.Number, float64, bool, nil;
-// json.RawMessage values are decoded on the way).
+// json.RawMessage values are decoded on the way), printing values as Twig
+// does. It is for bodies that are not JSON and for params, which the
+// deliverer encodes itself.
 func (t *Template) Render(data map[string]any) string {
+	return t.render(data, false)
+}
+
+// RenderJSON evaluates the template for a JSON body: every tag's output is
+// escaped as the inside of a JSON string, except numbers, booleans (true,
+// false), |json_encode and |raw (see the package comment).
+func (t *Template) RenderJSON(data map[string]any) string {
+	return t.render(data, true)
+}
+
+func (t *Template) render(data map[string]any, inJSON bool) string {
 	var b strings.Builder
 	for _, p := range t.parts {
 		if p.expr == nil {
 			b.WriteString(p.text)
 			continue
 		}
-		b.WriteString(p.expr.eval(data))
+		b.WriteString(p.expr.eval(data, inJSON))
 	}
 	return b.String()
 }
 
-func (e *expr) eval(data map[string]any) string {
+// StartsJSON reports whether the template, read as written, begins a JSON
+// value: its first non-space character is "{" or "[" in the literal text,
+// or it begins with a tag that prints |json_encode's output. It looks at
+// the source only, so no rendered value can change the answer.
+func (t *Template) StartsJSON() bool {
+	for _, p := range t.parts {
+		if p.expr != nil {
+			return p.expr.encodes()
+		}
+		if s := strings.TrimLeft(p.text, " \t\r\n"); s != "" {
+			return s[0] == '{' || s[0] == '['
+		}
+	}
+	return false
+}
+
+// encodes reports whether the tag's output is a JSON value: |json_encode
+// never prints an empty text, so a |default after it never applies.
+func (e *expr) encodes() bool {
+	return slices.ContainsFunc(e.filters, func(f filter) bool { return f.name == "json_encode" })
+}
+
+func (e *expr) eval(data map[string]any, inJSON bool) string {
 	var v any = e.literal
 	if e.path != nil {
 		v = lookup(data, e.path)
 	}
+	verbatim := !inJSON
 	for _, f := range e.filters {
 		switch f.name {
 		case "json_encode":
 			v = jsonEncode(v)
+			verbatim = true
 		case "default":
 			if empty(v) {
 				v = f.arg
 			}
+		case "raw":
+			verbatim = true
 		}
 	}
-	return format(v)
+	if verbatim {
+		return format(v)
+	}
+	return formatInJSON(v)
 }
 
 // lookup walks path through data; a missing step yields nil.
@@ -183,6 +241,51 @@ func format(v any) string {
 		return fmt.Sprint(v)
 	}
 	return jsonEncode(v)
+}
+
+// formatInJSON prints v for a place inside a JSON string: numbers and
+// booleans as JSON literals (so they also stand outside quotes), anything
+// else as format prints it, escaped.
+func formatInJSON(v any) string {
+	switch n := v.(type) {
+	case bool:
+		return strconv.FormatBool(n)
+	case json.Number:
+		// A json.Number built from anything but a JSON number (data that
+		// did not come from a decoder) is escaped like any text.
+		if isJSONNumber(n.String()) {
+			return n.String()
+		}
+	case float64, float32, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		if s := format(v); isJSONNumber(s) {
+			return s
+		}
+	}
+	return escapeJSON(format(v))
+}
+
+// isJSONNumber reports whether s is exactly one JSON number literal (not
+// NaN or Inf, not a value with spaces or other data around it).
+func isJSONNumber(s string) bool {
+	return s != "" && (s[0] == '-' || isDigit(s[0])) && isDigit(s[len(s)-1]) && json.Valid([]byte(s))
+}
+
+// escapeJSON returns s as the inside of a JSON string: the encoding of s
+// without its quotes. encoding/json escapes quotes, backslash, control
+// characters, U+2028 and U+2029, and turns invalid UTF-8 into U+FFFD.
+func escapeJSON(s string) string {
+	if !strings.ContainsFunc(s, needsEscape) {
+		return s // the common case: plain ASCII, nothing to encode
+	}
+	q := jsonEncode(s)
+	return q[1 : len(q)-1]
+}
+
+// needsEscape reports a rune encoding/json may rewrite inside a string;
+// anything past ASCII goes to the encoder, which knows U+2028, U+2029 and
+// invalid UTF-8.
+func needsEscape(r rune) bool {
+	return r < 0x20 || r == '"' || r == '\\' || r >= 0x7f
 }
 
 // formatFloat prints integral values without an exponent (1e+06 would
@@ -361,7 +464,7 @@ func (p *parser) filter() (filter, error) {
 	}
 	name := p.ident()
 	switch name {
-	case "json_encode":
+	case "json_encode", "raw":
 		return filter{name: name}, nil
 	case "default":
 		p.space()
