@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"net/http"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -323,10 +324,18 @@ func (b *builder) webhook(rw field[rawWebhook]) Webhook {
 	if len(r.Headers.V) > 0 {
 		w.Headers = make(Headers, len(r.Headers.V))
 	}
+	headerLines := map[string]int{} // canonical name -> line
 	for _, h := range r.Headers.V {
+		canon := http.CanonicalHeaderKey(h.Name)
+		first, dup := headerLines[canon]
+		headerLines[canon] = h.Line
 		switch {
 		case !validHeaderName(h.Name):
 			b.errorf(h.Line, h.Key, "not a valid header name")
+		case dup:
+			// Header names are case-insensitive: two spellings would race
+			// for one header.
+			b.errorf(h.Line, h.Key, "the same header as at line %d (names ignore case)", first)
 		case slices.Contains(reservedHeaders, strings.ToLower(h.Name)):
 			b.errorf(h.Line, h.Key, "set by the poller, cannot be configured")
 		case !validHeaderValue(h.Value):

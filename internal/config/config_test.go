@@ -713,6 +713,7 @@ func TestWebhookRules(t *testing.T) {
 		{"bad body", "format: template\nbody: '{{ x'", "accounts[0].webhooks[0].body: bad template: unclosed {{ at column 1"},
 		{"header name", "headers: {'Bad Header': x}", "accounts[0].webhooks[0].headers.Bad Header: not a valid header name"},
 		{"signature header", "headers: {Webhook-Signature: x}", "accounts[0].webhooks[0].headers.Webhook-Signature: set by the poller, cannot be configured"},
+		{"one header twice", "headers:\n  Content-Type: application/json\n  content-type: text/plain", "accounts[0].webhooks[0].headers.content-type: the same header as at line 9 (names ignore case)"},
 		{"concurrency 65", "concurrency: 65", "accounts[0].webhooks[0].concurrency: must be between 1 and 64, got 65"},
 		{"fractional concurrency", "concurrency: 1.5", `accounts[0].webhooks[0].concurrency: must be an integer, got "1.5"`},
 		{"secret and file", "secret: dGVzdA==\nsecret_file: x", "accounts[0].webhooks[0].secret_file: set only one of secret and secret_file"},

@@ -108,6 +108,7 @@ func (d *daemon) schedule(accts []*account, now time.Time) {
 		first := now.Add(a.sched.offset)
 		a.entry = d.cron.Schedule(&firstAt{Schedule: a.sched, start: first}, cron.FuncJob(a.tick))
 		d.accounts[a.cfg.Name] = a
+		d.m.PollInterval.WithLabelValues(a.cfg.Name).Set(a.every.Seconds())
 		a.log.Debug("scheduled", "schedule", a.cfg.Schedule, "first_poll", first)
 	}
 }
