@@ -115,7 +115,7 @@ func TestCrashConsistency(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(5 * time.Millisecond):
+			case <-time.After(10 * time.Millisecond): // about 430 history entries a second
 				crm.RandomWalk(rng, 50, 1+rng.IntN(3))
 			}
 		}

@@ -44,8 +44,8 @@ type Options struct {
 	Logger       *slog.Logger // resty chatter and retries at Debug; nil discards
 	UserAgent    string       // default version.UserAgent()
 	// Observe, when set, is called once per HTTP response or transport error
-	// with the endpoint name ("history", "orders", "statuses", "credentials",
-	// ("sites" too) and the HTTP status code (0 for a transport error).
+	// with the endpoint name ("history", "orders", "statuses", "sites",
+	// "credentials") and the HTTP status code (0 for a transport error).
 	// Metrics hook.
 	Observe func(endpoint string, code int)
 }

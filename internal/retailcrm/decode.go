@@ -14,21 +14,21 @@ import (
 func decodeHistory(body []byte) (HistoryPage, error) {
 	var r struct {
 		GeneratedAt lenientString   `json:"generatedAt"`
-		History     json.RawMessage `json:"history"`
+		History     *[]HistoryEntry `json:"history"` // nil: absent or null
 		Pagination  Pagination      `json:"pagination"`
 	}
-	if err := unmarshalObject(body, &r); err != nil {
-		return HistoryPage{}, err
+	// Entries decode in place (HistoryEntry.UnmarshalJSON never fails, for
+	// any JSON value), so only a history that is not a list can fail here.
+	if err := unmarshalObject(body, &r); err != nil || r.History == nil {
+		var probe struct {
+			History json.RawMessage `json:"history"`
+		}
+		if json.Unmarshal(body, &probe) != nil {
+			return HistoryPage{}, err
+		}
+		return HistoryPage{}, fmt.Errorf("history: not a list: %.40q", probe.History)
 	}
-	var raw []json.RawMessage
-	if !isArray(r.History) || json.Unmarshal(r.History, &raw) != nil {
-		return HistoryPage{}, fmt.Errorf("history: not a list: %.40q", r.History)
-	}
-	entries := make([]HistoryEntry, len(raw))
-	for i, e := range raw {
-		_ = entries[i].UnmarshalJSON(e) // never fails
-	}
-	return HistoryPage{GeneratedAt: string(r.GeneratedAt), History: entries, Pagination: r.Pagination}, nil
+	return HistoryPage{GeneratedAt: string(r.GeneratedAt), History: *r.History, Pagination: r.Pagination}, nil
 }
 
 // OrdersPage is one page of GET /api/v5/orders.

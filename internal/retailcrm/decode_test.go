@@ -223,7 +223,7 @@ func FuzzDecodeHistory(f *testing.F) {
 				}
 				continue
 			}
-			if want, _ := parseID(o.ID); e.ID != want || canonicalID(o.ID) && e.ID <= 0 || e.ID < 0 {
+			if want, _ := parseID(o.ID); e.ID != want || canonicalID(o.ID) && e.ID <= 0 {
 				t.Fatalf("entry %d: id %d from %q", i, e.ID, o.ID)
 			}
 			switch {

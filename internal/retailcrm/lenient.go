@@ -95,8 +95,9 @@ func parseFlag(b []byte) (value, ok bool) {
 }
 
 // lenientStrings takes a list of strings, or an object of them (PHP arrays
-// with gaps in their keys encode as objects), numbers and booleans read as
-// their text; anything else gives nil. ok reports whether the value was a
+// with gaps in their keys encode as objects, read in key order); numbers
+// and booleans read as their text, and empty items (null, "", objects) are
+// left out. Anything else gives nil. ok reports whether the value was a
 // list or an object at all.
 type lenientStrings struct {
 	list []string

@@ -466,12 +466,10 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // nonEmpty returns a copy of raw, or nil when it is absent, null, [] or {}.
+// raw is valid JSON, so a bracket pair with only spaces inside is empty.
 func nonEmpty(raw json.RawMessage) json.RawMessage {
-	if isNull(raw) {
-		return nil
-	}
-	var c bytes.Buffer
-	if json.Compact(&c, raw) == nil && (c.String() == "[]" || c.String() == "{}") {
+	raw = bytes.TrimSpace(raw)
+	if isNull(raw) || (raw[0] == '[' || raw[0] == '{') && len(bytes.TrimSpace(raw[1:len(raw)-1])) == 0 {
 		return nil
 	}
 	return bytes.Clone(raw)
