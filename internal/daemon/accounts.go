@@ -52,7 +52,9 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 	out := make([]*account, 0, len(accts))
 	for _, ac := range accts {
 		log := d.log.With("account", ac.Name)
-		client, err := retailcrm.New(poll.ClientOptions(ac, d.m, log, d.ua))
+		opts := poll.ClientOptions(ac, d.m, log, d.ua)
+		opts.Transport = d.crm
+		client, err := retailcrm.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", ac.Name, err)
 		}

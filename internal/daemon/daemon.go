@@ -25,6 +25,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
@@ -63,6 +64,7 @@ type daemon struct {
 	admin  *admin.Server
 	mailer *alert.Mailer // nil without alerts.email
 	ua     string
+	crm    http.RoundTripper // one connection pool for every account's API client
 
 	pollCtx context.Context // polls run under it; cancelled only after the shutdown bound
 
@@ -87,6 +89,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		accounts: map[string]*account{},
 		runLocks: map[string]*sync.Mutex{},
 		m:        metrics.New(),
+		crm:      retailcrm.NewTransport(),
 	}
 	ver := opts.Version
 	if ver == "" {

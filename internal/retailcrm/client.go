@@ -48,6 +48,10 @@ type Options struct {
 	// "credentials") and the HTTP status code (0 for a transport error).
 	// Metrics hook.
 	Observe func(endpoint string, code int)
+	// Transport carries the requests; nil gives the client a pool of its
+	// own. The daemon shares one (NewTransport) between all accounts, so
+	// idle connections are bounded by the pool, not by the accounts.
+	Transport http.RoundTripper
 }
 
 // Defaults of Options.
@@ -134,12 +138,10 @@ func New(opts Options) (*Client, error) {
 
 	c := &Client{pacer: newPacer(opts.RateLimit), log: opts.Logger}
 
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	// Callers share one client per account from several goroutines; keeping
-	// their connections avoids a dial per request, whose variable delay
-	// would bunch the paced requests up on arrival.
-	base.MaxIdleConnsPerHost = 16
-	var transport http.RoundTripper = base
+	transport := opts.Transport
+	if transport == nil {
+		transport = NewTransport()
+	}
 	if opts.Observe != nil {
 		transport = observer{next: transport, observe: opts.Observe}
 	}
@@ -166,6 +168,18 @@ func New(opts Options) (*Client, error) {
 		AddRetryHook(c.logRetry).
 		OnBeforeRequest(c.wait)
 	return c, nil
+}
+
+// NewTransport returns the connection pool clients use: kept-alive
+// connections (a dial per request would add a variable delay that bunches
+// paced requests up on arrival), a few idle ones per account host and a
+// bound on all idle ones, so thousands of accounts sharing it keep only
+// the connections in recent use.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	t.MaxIdleConns = 256
+	return t
 }
 
 // HistoryFilter selects history entries.

@@ -66,6 +66,31 @@ func (a *arrivals) minSpan(account string, n int) time.Duration {
 	return span
 }
 
+// sendTimes is a transport that notes when each request left the client.
+type sendTimes struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	at   []time.Time
+}
+
+func (s *sendTimes) RoundTrip(r *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	s.at = append(s.at, time.Now())
+	s.mu.Unlock()
+	return s.next.RoundTrip(r)
+}
+
+// minSpan returns the shortest time in which n+1 requests were sent.
+func (s *sendTimes) minSpan(n int) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	span := time.Duration(math.MaxInt64)
+	for i := 0; i+n < len(s.at); i++ {
+		span = min(span, s.at[i+n].Sub(s.at[i]))
+	}
+	return span
+}
+
 // newTimedSim serves crmsim behind a handler that notes arrival times, so
 // that a 503 can be told apart: the client sent too fast, or the simulator
 // read its clock late (it does so under the account lock, after other work).
@@ -106,8 +131,12 @@ func simClient(t *testing.T, base, key string, edit func(*retailcrm.Options)) *r
 
 // TestCrmsimStaysUnderRateLimit drives requests from several goroutines
 // through one client against crmsim, which allows 10 requests per second
-// per key and answers 503 above it. The client must never be refused: a
-// 503 would be hidden by a retry, so crmsim's own count is checked.
+// per key and answers 503 above it. The client must never SEND more than
+// the limit in any second: that is checked on the send times (what the
+// client controls), and every call must succeed. When the requests arrive
+// is up to the machine: a busy scheduler can bunch well-paced requests up
+// in transit, and then crmsim answers 503 and the client retries; so
+// crmsim's refusals are only reported.
 // 200 requests per rate (about 25s, both rates in parallel); 50 with -short.
 func TestCrmsimStaysUnderRateLimit(t *testing.T) {
 	total := 200
@@ -127,9 +156,11 @@ func TestCrmsimStaysUnderRateLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var seen codes
+			sent := &sendTimes{next: retailcrm.NewTransport()}
 			c := simClient(t, acct.BaseURL(srv.URL), simKey+name, func(o *retailcrm.Options) {
 				o.RateLimit = rps
 				o.Observe = seen.observe
+				o.Transport = sent
 			})
 			ctx := context.Background()
 			calls := []func() error{
@@ -157,17 +188,15 @@ func TestCrmsimStaysUnderRateLimit(t *testing.T) {
 				t.Error(err)
 			}
 			elapsed := time.Since(start)
-			if n := acct.RateLimited(); n != 0 {
-				t.Errorf("crmsim refused %d requests with 503; the fastest 11 arrived in %v", n, arr.minSpan(name, 10))
+			if span := sent.minSpan(int(rps)); span < time.Second {
+				t.Errorf("the client sent %d requests within %v, at rate_limit %v", int(rps)+1, span, rps)
 			}
-			if n := seen.get(503); n != 0 {
-				t.Errorf("client saw %d answers 503", n)
+			if n := acct.Requests(""); n < total {
+				t.Errorf("crmsim saw %d requests, want at least %d", n, total)
 			}
-			if n := acct.Requests(""); n != total {
-				t.Errorf("crmsim saw %d requests, want %d", n, total)
-			}
-			t.Logf("%d requests in %v: %.2f/s at rate_limit %v", total, elapsed.Round(time.Millisecond),
-				float64(total)/elapsed.Seconds(), rps)
+			t.Logf("%d requests in %v: %.2f/s at rate_limit %v; crmsim refused %d (the fastest 11 arrived in %v)",
+				total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), rps,
+				acct.RateLimited(), arr.minSpan(name, 10))
 		})
 	}
 }
