@@ -162,13 +162,7 @@ func (s *Store) CommitPoll(account string, c Commit) error {
 			return err
 		}
 		seen := acct.Bucket(bucketSeen)
-		outbox := acct.Bucket(bucketOutbox)
-		queues := make([]*bolt.Bucket, len(c.Webhooks))
-		for i, w := range c.Webhooks {
-			if queues[i], err = outbox.CreateBucketIfNotExists([]byte(w)); err != nil {
-				return err
-			}
-		}
+		var fresh []NewEvent
 		for i := range c.Events {
 			ne := &c.Events[i]
 			hid := u64(uint64(ne.Event.Change.HistoryID))
@@ -178,16 +172,10 @@ func (s *Store) CommitPoll(account string, c Commit) error {
 			if err := seen.Put(hid, nil); err != nil {
 				return err
 			}
-			rec := encodeItem(&Item{Event: ne.Event, OrderID: ne.OrderID, DetectedAt: ne.DetectedAt})
-			for j, q := range queues {
-				seq, err := acct.NextSequence()
-				if err != nil {
-					return err
-				}
-				if err := q.Put(u64(seq), rec); err != nil {
-					return fmt.Errorf("webhook %s: %w", c.Webhooks[j], err)
-				}
-			}
+			fresh = append(fresh, *ne)
+		}
+		if err := enqueue(acct, c.Webhooks, fresh); err != nil {
+			return err
 		}
 		if c.PruneSeenBelow > 0 {
 			if err := pruneBelow(seen, uint64(c.PruneSeenBelow)); err != nil {
