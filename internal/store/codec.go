@@ -21,8 +21,6 @@ const (
 )
 
 // encodeEvent returns the event record of it: Event, OrderID, DetectedAt.
-// The order id and detection time come first, so eventDetectedAt reads
-// them without decoding the order.
 func encodeEvent(it *Item) []byte {
 	ev := &it.Event
 	n := 48 + len(ev.ID) + len(ev.Type) + len(ev.Account) + len(ev.Change.Field) +
@@ -71,23 +69,15 @@ func decodeEvent(data []byte, it *Item) error {
 	return r.end()
 }
 
-// eventDetectedAt reads only the detection time of an event record.
-func eventDetectedAt(data []byte) (time.Time, error) {
-	r, err := open(data, recordEvent)
-	if err != nil {
-		return time.Time{}, err
-	}
-	r.varint()
-	t := r.time()
-	return t, r.err
-}
-
-// encodeAttempt returns the attempt record of it: OrderID and the attempt
-// bookkeeping, with DeadAt and DeadReason (zero in the outbox).
+// encodeAttempt returns the attempt record of it: OrderID, DetectedAt and
+// the attempt bookkeeping, with DeadAt and DeadReason (zero in the
+// outbox). The detection time is kept here too, so the due key of an item
+// never attempted is known without reading its event.
 func encodeAttempt(it *Item) []byte {
-	b := make([]byte, 0, 48+len(it.LastError)+len(it.DeadReason))
+	b := make([]byte, 0, 64+len(it.LastError)+len(it.DeadReason))
 	b = append(b, recordAttempt)
 	b = binary.AppendVarint(b, it.OrderID)
+	b = appendTime(b, it.DetectedAt)
 	b = binary.AppendVarint(b, int64(it.Attempts))
 	b = appendTime(b, it.FirstAttempt)
 	b = appendTime(b, it.NextAttempt)
@@ -97,14 +87,14 @@ func encodeAttempt(it *Item) []byte {
 	return appendString(b, it.DeadReason)
 }
 
-// decodeAttempt parses an attempt record into it (Event and DetectedAt
-// untouched).
+// decodeAttempt parses an attempt record into it (Event untouched).
 func decodeAttempt(data []byte, it *Item) error {
 	r, err := open(data, recordAttempt)
 	if err != nil {
 		return err
 	}
 	it.OrderID = r.varint()
+	it.DetectedAt = r.time()
 	it.Attempts = int(r.varint())
 	it.FirstAttempt = r.time()
 	it.NextAttempt = r.time()

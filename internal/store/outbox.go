@@ -77,6 +77,7 @@ type queue struct {
 	acct                     *bolt.Bucket
 	name                     []byte
 	outbox, due, chain, dead *bolt.Bucket // nil when absent and not created
+	events                   *bolt.Bucket // the account's event records
 }
 
 // createQueueBuckets makes the account's delivery buckets: the event
@@ -98,6 +99,7 @@ func queueOf(acct *bolt.Bucket, webhook string, create bool) (*queue, error) {
 	if acct == nil {
 		return q, nil
 	}
+	q.events = acct.Bucket(bucketEvents)
 	for _, s := range []struct {
 		dst  **bolt.Bucket
 		kind []byte
@@ -139,15 +141,18 @@ func attempt(b *bolt.Bucket, seq uint64) (it Item, ok bool, err error) {
 
 // withEvent completes it (an attempt record) with its event record.
 func (q *queue) withEvent(it *Item) error {
-	v := sub(q.acct, bucketEvents).Get(u64(it.Seq))
+	var v []byte
+	if q.events != nil {
+		v = q.events.Get(u64(it.Seq))
+	}
 	if v == nil {
 		return fmt.Errorf("%w: seq %d has no event record", ErrCorrupt, it.Seq)
 	}
-	order := it.OrderID
+	order, detected := it.OrderID, it.DetectedAt
 	if err := decodeEvent(v, it); err != nil {
 		return fmt.Errorf("event seq %d: %w", it.Seq, err)
 	}
-	it.OrderID = order // the attempt record's, which the index keys use
+	it.OrderID, it.DetectedAt = order, detected // the attempt record's, which the index keys use
 	return nil
 }
 
@@ -159,18 +164,6 @@ func (q *queue) item(b *bolt.Bucket, account string, seq uint64) (Item, bool, er
 	}
 	it.Account, it.Webhook = account, string(q.name)
 	return it, true, q.withEvent(&it)
-}
-
-// dueOf returns the due time of a stored attempt record it.
-func (q *queue) dueOf(it *Item) (time.Time, error) {
-	if !it.NextAttempt.IsZero() {
-		return it.NextAttempt, nil
-	}
-	v := sub(q.acct, bucketEvents).Get(u64(it.Seq))
-	if v == nil {
-		return time.Time{}, fmt.Errorf("%w: seq %d has no event record", ErrCorrupt, it.Seq)
-	}
-	return eventDetectedAt(v)
 }
 
 // head returns the lowest pending Seq of order.
@@ -192,14 +185,10 @@ func (q *queue) setDue(seq uint64, on bool) error {
 	if !ok {
 		return fmt.Errorf("%w: chain names seq %d, which is not pending", ErrCorrupt, seq)
 	}
-	at, err := q.dueOf(&it)
-	if err != nil {
-		return err
-	}
 	if on {
-		return q.due.Put(dueKey(at, seq), nil)
+		return q.due.Put(dueKey(dueAt(&it), seq), nil)
 	}
-	return q.due.Delete(dueKey(at, seq))
+	return q.due.Delete(dueKey(dueAt(&it), seq))
 }
 
 // put adds it (Seq, OrderID, DetectedAt and attempt fields set; its event
@@ -240,14 +229,10 @@ func (q *queue) remove(seq uint64) (removed Item, found bool, err error) {
 	if !ok || err != nil {
 		return it, false, err
 	}
-	at, err := q.dueOf(&it)
-	if err != nil {
-		return it, false, err
-	}
 	if err := q.outbox.Delete(u64(seq)); err != nil {
 		return it, false, err
 	}
-	if err := q.due.Delete(dueKey(at, seq)); err != nil {
+	if err := q.due.Delete(dueKey(dueAt(&it), seq)); err != nil {
 		return it, false, err
 	}
 	if err := q.count(-1, 0); err != nil {
@@ -268,11 +253,7 @@ func (q *queue) remove(seq uint64) (removed Item, found bool, err error) {
 // reschedule replaces the attempt bookkeeping of the pending item stored
 // as old with upd's and moves its due key when it is its order's head.
 func (q *queue) reschedule(old, upd *Item) error {
-	at, err := q.dueOf(old)
-	if err != nil {
-		return err
-	}
-	if err := q.due.Delete(dueKey(at, old.Seq)); err != nil {
+	if err := q.due.Delete(dueKey(dueAt(old), old.Seq)); err != nil {
 		return err
 	}
 	rec := withAttempt(*old, *upd)
@@ -284,11 +265,7 @@ func (q *queue) reschedule(old, upd *Item) error {
 			return nil // a retried dead letter took the head meanwhile
 		}
 	}
-	at, err = q.dueOf(&rec)
-	if err != nil {
-		return err
-	}
-	return q.due.Put(dueKey(at, rec.Seq), nil)
+	return q.due.Put(dueKey(dueAt(&rec), rec.Seq), nil)
 }
 
 // withAttempt copies it's attempt bookkeeping onto the stored item.
@@ -386,7 +363,8 @@ func (s *Store) Pending(account, webhook string, after uint64, limit int) ([]Ite
 // Due returns up to limit items of account/webhook that are due at now,
 // earliest due first: the heads of their orders whose next attempt (or,
 // never attempted, detection) is not after now. Items for which skip
-// returns true (in flight) are passed over. next is the due time of the
+// returns true (in flight) are passed over; skip is asked with order 0
+// first, before the record is read, then again with the order id. next is the due time of the
 // first item left behind, due or not (zero when none is left). The cost is
 // the keys read, never the length of the queue.
 func (s *Store) Due(account, webhook string, now time.Time, limit int, skip func(seq uint64, order int64) bool) (items []Item, next time.Time, err error) {
@@ -402,6 +380,9 @@ func (s *Store) Due(account, webhook string, now time.Time, limit int, skip func
 			if err != nil {
 				return err
 			}
+			if skip != nil && skip(seq, 0) {
+				continue // in flight: known without decoding its record
+			}
 			it, ok, err := attempt(q.outbox, seq)
 			if err != nil {
 				return err
@@ -409,7 +390,7 @@ func (s *Store) Due(account, webhook string, now time.Time, limit int, skip func
 			if !ok {
 				return fmt.Errorf("%w: due key of seq %d, which is not pending", ErrCorrupt, seq)
 			}
-			if skip != nil && skip(seq, it.OrderID) {
+			if skip != nil && it.OrderID != 0 && skip(seq, it.OrderID) {
 				continue
 			}
 			if bytes.Compare(k, end) > 0 || len(items) >= limit {
