@@ -79,11 +79,15 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// dlqFailed reports err; an unknown event id changed nothing, and says so.
+// dlqFailed reports err; an unknown event id or a removed webhook's dead
+// letter changed nothing, and says so.
 func dlqFailed(stderr io.Writer, err error) int {
 	note := ""
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		note = " (nothing changed)"
+	case errors.Is(err, store.ErrNotConfigured):
+		note = " (nothing changed: its events never go to another webhook; add the webhook back under that name, or drop them with `poller dlq drop`)"
 	}
 	fmt.Fprintf(stderr, "poller dlq: %v%s\n", err, note)
 	return exitFailure

@@ -46,7 +46,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		return writeJSON(stdout, stderr, st)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tCURSOR\tLAST SUCCESS\tLAST POLL\tPENDING\tDEAD\tWEBHOOKS\tLAST SWEEP\tLAST ERROR")
+	fmt.Fprintln(tw, "ACCOUNT\tCURSOR\tLAST SUCCESS\tLAST POLL\tPENDING\tDEAD\tWEBHOOKS (PENDING/DEAD)\tLAST SWEEP\tLAST ERROR")
 	for _, s := range st {
 		name := s.Account
 		if !s.Configured {
@@ -54,13 +54,25 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", name, s.Cursor,
 			ago(s.LastSuccess), ago(s.LastPoll), s.Pending, s.Dead,
-			dash(strings.Join(s.Webhooks, ",")), sweepText(s.LastSweep), dash(s.LastError))
+			dash(queues(s.Queues)), sweepText(s.LastSweep), dash(s.LastError))
 	}
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintf(stderr, "poller status: %v\n", err)
 		return exitFailure
 	}
 	return exitOK
+}
+
+// queues renders per-webhook counts: "app 3/0, old 0/5 (not in config)".
+func queues(qs []admin.QueueStatus) string {
+	parts := make([]string, len(qs))
+	for i, q := range qs {
+		parts[i] = fmt.Sprintf("%s %d/%d", q.Webhook, q.Pending, q.Dead)
+		if !q.Configured {
+			parts[i] += " (not in config)"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // loadConfig loads path, reporting a broken config (exit 2) on stderr.

@@ -44,6 +44,15 @@ type AccountStatus struct {
 	Pending   int               `json:"pending"`
 	Dead      int               `json:"dead"`
 	Webhooks  []string          `json:"webhooks"` // configured webhook names
+	Queues    []QueueStatus     `json:"queues"`   // per webhook: the configured ones, then any other holding events
+}
+
+// QueueStatus is what one webhook's queue of an account holds.
+type QueueStatus struct {
+	Webhook    string `json:"webhook"`
+	Configured bool   `json:"configured"` // false: a removed or renamed webhook's dead letters
+	Pending    int    `json:"pending"`
+	Dead       int    `json:"dead"`
 }
 
 // Runtime is what the daemon knows about an account's polling beyond the
@@ -58,15 +67,17 @@ type Runtime struct {
 }
 
 // status lists the configured accounts in config order, then accounts that
-// only have state in the file, in name order. rt may be nil.
+// only have state in the file, in name order. rt may be nil. It reads the
+// counters, never the queues: its cost does not grow with the backlog.
 func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime) ([]AccountStatus, error) {
 	var out []AccountStatus
 	configured := make(map[string]bool, len(cfg.Accounts))
 	for _, a := range cfg.Accounts {
 		configured[a.Name] = true
-		s := AccountStatus{Account: a.Name, Configured: true, Webhooks: []string{}}
+		s := AccountStatus{Account: a.Name, Configured: true, Webhooks: []string{}, Queues: []QueueStatus{}}
 		for _, w := range a.Webhooks {
 			s.Webhooks = append(s.Webhooks, w.Name)
+			s.Queues = append(s.Queues, QueueStatus{Webhook: w.Name, Configured: true})
 		}
 		out = append(out, s)
 	}
@@ -77,7 +88,7 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 		}
 		for _, n := range names {
 			if !configured[n] {
-				out = append(out, AccountStatus{Account: n, Webhooks: []string{}})
+				out = append(out, AccountStatus{Account: n, Webhooks: []string{}, Queues: []QueueStatus{}})
 			}
 		}
 	}
@@ -99,11 +110,31 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 		if r.LastSuccess.After(s.LastSuccess) {
 			s.LastSuccess = r.LastSuccess
 		}
-		if s.Pending, s.Dead, err = st.Counts(s.Account); err != nil {
+		counts, err := st.QueueCounts(s.Account)
+		if err != nil {
 			return nil, err
+		}
+		for _, c := range counts {
+			s.Pending += c.Pending
+			s.Dead += c.Dead
+			j := slices.IndexFunc(s.Queues, func(q QueueStatus) bool { return q.Webhook == c.Webhook })
+			if j < 0 {
+				j = len(s.Queues)
+				s.Queues = append(s.Queues, QueueStatus{Webhook: c.Webhook})
+			}
+			s.Queues[j].Pending, s.Queues[j].Dead = c.Pending, c.Dead
 		}
 	}
 	return out, nil
+}
+
+// configured reports whether cfg has webhook under account: `dlq retry`
+// refuses dead letters of any other, so no event goes to another URL.
+func configured(cfg *config.Config) func(account, webhook string) bool {
+	return func(account, webhook string) bool {
+		a, ok := cfg.Account(account)
+		return ok && slices.ContainsFunc(a.Webhooks, func(w config.Webhook) bool { return w.Name == webhook })
+	}
 }
 
 // accountsOf lists the distinct accounts of items, in order of appearance.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,8 +19,9 @@ import (
 )
 
 // fixture is a state file with two accounts: "ghana" (cursor 40, one
-// pending and two dead events on webhook "1") and "gone" (state only, not
-// in the config).
+// pending and two dead events on webhook "1", one dead event on webhook
+// "old", which the config no longer has) and "gone" (state only, not in
+// the config).
 type fixture struct {
 	cfg  *config.Config
 	path string
@@ -48,8 +50,8 @@ func newFixture(t testing.TB) fixture {
 	}
 	defer st.Close()
 	now := time.Now().UTC().Truncate(time.Second)
-	commit := func(account string, cursor int64, ids ...int64) {
-		c := store.Commit{Webhooks: []string{"1"}, Cursor: cursor, At: now}
+	commit := func(account, webhook string, cursor int64, ids ...int64) {
+		c := store.Commit{Webhooks: []string{webhook}, Cursor: cursor, At: now}
 		for _, id := range ids {
 			c.Events = append(c.Events, store.NewEvent{
 				Event: event.Event{ID: event.ID(account, id), Type: event.StatusChanged, Account: account,
@@ -62,16 +64,22 @@ func newFixture(t testing.TB) fixture {
 			t.Fatal(err)
 		}
 	}
-	commit("ghana", 40, 10, 20, 30)
-	commit("gone", 5)
+	commit("ghana", "1", 40, 10, 20, 30)
+	commit("ghana", "old", 50, 50)
+	commit("gone", "1", 5)
 	items, err := st.Pending("ghana", "1", 0, 10)
 	if err != nil || len(items) != 3 {
 		t.Fatalf("pending = %v, %v", items, err)
 	}
-	for _, it := range items[:2] {
-		if err := st.DeadLetter(it, "410 Gone", now); err != nil {
-			t.Fatal(err)
-		}
+	old, err := st.Pending("ghana", "old", 0, 10)
+	if err != nil || len(old) != 1 {
+		t.Fatalf("pending = %v, %v", old, err)
+	}
+	if err := st.DeadLetter("410 Gone", now, items[0], items[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeadLetter("webhook removed", now, old...); err != nil {
+		t.Fatal(err)
 	}
 	return fixture{cfg: cfg, path: path}
 }
@@ -152,10 +160,14 @@ func TestOperations(t *testing.T) {
 				t.Fatalf("status accounts = %+v", sts)
 			}
 			g := sts[0]
-			if g.Cursor != 40 || g.Pending != 1 || g.Dead != 2 || !g.Configured || g.LastSuccess.IsZero() || !slices.Equal(g.Webhooks, []string{"1"}) {
+			if g.Cursor != 50 || g.Pending != 1 || g.Dead != 3 || !g.Configured || g.LastSuccess.IsZero() || !slices.Equal(g.Webhooks, []string{"1"}) {
 				t.Errorf("ghana status = %+v", g)
 			}
-			if !slices.Equal(sts[1].Webhooks, []string{"1", "crm"}) || sts[1].Cursor != 0 {
+			if want := []QueueStatus{{"1", true, 1, 2}, {"old", false, 0, 1}}; !slices.Equal(g.Queues, want) {
+				t.Errorf("ghana queues = %+v, want %+v", g.Queues, want)
+			}
+			if !slices.Equal(sts[1].Webhooks, []string{"1", "crm"}) || sts[1].Cursor != 0 ||
+				!slices.Equal(sts[1].Queues, []QueueStatus{{"1", true, 0, 0}, {"crm", true, 0, 0}}) {
 				t.Errorf("kenya status = %+v", sts[1])
 			}
 			if sts[2].Configured || sts[2].Cursor != 5 {
@@ -169,10 +181,10 @@ func TestOperations(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := ids(dead); !slices.Equal(got, []string{"ghana-10", "ghana-20"}) || dead[0].DeadReason != "410 Gone" {
+			if got := ids(dead); !slices.Equal(got, []string{"ghana-10", "ghana-20", "ghana-50"}) || dead[0].DeadReason != "410 Gone" {
 				t.Fatalf("dlq list = %v (%+v)", got, dead)
 			}
-			if all, err := DLQList(ctx, f.cfg, ""); err != nil || len(all) != 2 {
+			if all, err := DLQList(ctx, f.cfg, ""); err != nil || len(all) != 3 {
 				t.Errorf("dlq list all = %v, %v", ids(all), err)
 			}
 			if none, err := DLQList(ctx, f.cfg, "kenya"); err != nil || none == nil || len(none) != 0 {
@@ -182,6 +194,13 @@ func TestOperations(t *testing.T) {
 			if _, err := DLQRetry(ctx, f.cfg, "ghana", []string{"ghana-99"}); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("retry of unknown id: err = %v, want ErrNotFound", err)
 			}
+			// A dead letter of a webhook the config does not have is never
+			// retried, alone or among others: it would go to another URL.
+			for _, retry := range [][]string{{"ghana-50"}, nil} {
+				if _, err := DLQRetry(ctx, f.cfg, "ghana", retry); !errors.Is(err, store.ErrNotConfigured) || !strings.Contains(err.Error(), `"old"`) {
+					t.Errorf("retry %v: err = %v, want ErrNotConfigured naming the webhook", retry, err)
+				}
+			}
 			moved, err := DLQRetry(ctx, f.cfg, "ghana", []string{"ghana-20"})
 			if err != nil || !slices.Equal(ids(moved), []string{"ghana-20"}) {
 				t.Fatalf("retry = %v, %v", ids(moved), err)
@@ -190,7 +209,7 @@ func TestOperations(t *testing.T) {
 				t.Errorf("notified %v, want [ghana]", n.get())
 			}
 			dropped, err := DLQDrop(ctx, f.cfg, "", nil)
-			if err != nil || dropped != 1 {
+			if err != nil || dropped != 2 {
 				t.Fatalf("drop = %d, %v", dropped, err)
 			}
 			sts, err = Status(ctx, f.cfg)

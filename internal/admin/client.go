@@ -53,14 +53,15 @@ func DLQList(ctx context.Context, cfg *config.Config, account string) ([]store.I
 
 // DLQRetry moves dead letters back to the outbox, due now: the event ids
 // in ids, or all of account ("" every account) when ids is empty. An id
-// matching no dead letter is store.ErrNotFound and nothing moves. Returns
-// the items moved; a running daemon starts delivering them at once, a
-// stopped one when it starts.
+// matching no dead letter is store.ErrNotFound, a dead letter of a webhook
+// the config does not have (removed or renamed) store.ErrNotConfigured;
+// either way nothing moves. Returns the items moved; a running daemon
+// starts delivering them at once, a stopped one when it starts.
 func DLQRetry(ctx context.Context, cfg *config.Config, account string, ids []string) ([]store.Item, error) {
 	var out []store.Item
 	err := do(ctx, cfg, http.MethodPost, "/dlq/retry", dlqRequest{Account: account, IDs: ids}, &out, false, func(st *store.Store) error {
 		var err error
-		out, err = st.RetryDead(account, ids)
+		out, err = st.RetryDead(account, ids, configured(cfg))
 		out = nonNil(out)
 		return err
 	})
@@ -115,15 +116,19 @@ func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 // remoteError is an error the daemon answered with: the same text the
-// local call would give, and store.ErrNotFound for errors.Is when it was one.
+// local call would give, and store.ErrNotFound or store.ErrNotConfigured
+// for errors.Is when it was one.
 type remoteError struct {
-	msg      string
-	notFound bool
+	msg           string
+	notFound      bool
+	notConfigured bool
 }
 
 func (e *remoteError) Error() string { return e.msg }
 
-func (e *remoteError) Is(target error) bool { return e.notFound && target == store.ErrNotFound }
+func (e *remoteError) Is(target error) bool {
+	return e.notFound && target == store.ErrNotFound || e.notConfigured && target == store.ErrNotConfigured
+}
 
 // request sends one API call over the unix socket at sock and decodes a
 // 200 answer into out.
@@ -162,7 +167,7 @@ func request(ctx context.Context, sock, method, path string, body, out any) erro
 		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
 			return fmt.Errorf("admin: %s answered %s", sock, resp.Status)
 		}
-		return &remoteError{msg: e.Error, notFound: e.NotFound}
+		return &remoteError{msg: e.Error, notFound: e.NotFound, notConfigured: e.NotConfigured}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("admin: decode answer: %w", err)

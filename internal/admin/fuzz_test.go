@@ -12,7 +12,8 @@ import (
 )
 
 // FuzzDLQRequest: whatever a client sends to the mutating endpoints, the
-// server answers 200, 400 or 404 and keeps serving.
+// server answers 200, 400, 404 or 409 (a removed webhook's dead letter)
+// and keeps serving.
 func FuzzDLQRequest(f *testing.F) {
 	for _, seed := range []string{
 		`{"account":"ghana","ids":["ghana-10"]}`,
@@ -37,7 +38,7 @@ func FuzzDLQRequest(f *testing.F) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/dlq/"+op, strings.NewReader(body)))
 		switch rec.Code {
-		case http.StatusOK, http.StatusBadRequest, http.StatusNotFound:
+		case http.StatusOK, http.StatusBadRequest, http.StatusNotFound, http.StatusConflict:
 		default:
 			t.Fatalf("POST /dlq/%s %q: %d %s", op, body, rec.Code, rec.Body)
 		}

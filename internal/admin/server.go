@@ -143,8 +143,9 @@ type dropResponse struct {
 
 // errorResponse is the body of every non-2xx answer.
 type errorResponse struct {
-	Error    string `json:"error"`
-	NotFound bool   `json:"not_found,omitempty"`
+	Error         string `json:"error"`
+	NotFound      bool   `json:"not_found,omitempty"`
+	NotConfigured bool   `json:"not_configured,omitempty"`
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -162,7 +163,7 @@ func (s *Server) handleDLQRetry(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	moved, err := s.st.RetryDead(req.Account, req.IDs)
+	moved, err := s.st.RetryDead(req.Account, req.IDs, configured(s.cfg.Load()))
 	if err == nil {
 		s.log.Info("dead letters retried", "account", req.Account, "count", len(moved))
 		if s.hooks.Notify != nil {
@@ -194,11 +195,14 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// reply writes v, or err as an errorResponse (404 for store.ErrNotFound).
+// reply writes v, or err as an errorResponse (404 for store.ErrNotFound,
+// 409 for store.ErrNotConfigured).
 func (s *Server) reply(w http.ResponseWriter, v any, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, errorResponse{Error: err.Error(), NotFound: true})
+	case errors.Is(err, store.ErrNotConfigured):
+		writeJSON(w, http.StatusConflict, errorResponse{Error: err.Error(), NotConfigured: true})
 	case err != nil:
 		s.log.Error("admin request failed", "error", err)
 		writeJSON(w, http.StatusInternalServerError, errorResponse{Error: err.Error()})

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"reflect"
 	"sync"
 	"time"
 
@@ -17,10 +16,17 @@ import (
 )
 
 // Alerter is told about every dead letter, after it is stored. It is called
-// from a delivery worker, so it must not block for long (queue and return).
+// from a delivery goroutine, so it must not block for long (queue and return).
 type Alerter interface {
 	DeadLetter(ctx context.Context, it store.Item)
 }
+
+// DefaultMaxInFlight bounds the attempts in flight over all webhooks.
+const DefaultMaxInFlight = 256
+
+// gaugeEvery is the longest the outbox and dead-letter gauges lag behind
+// the outcomes that change them.
+const gaugeEvery = 100 * time.Millisecond
 
 // Options tune a Dispatcher. Zero values pick the defaults.
 type Options struct {
@@ -32,9 +38,9 @@ type Options struct {
 	Backoff func(attempt int) time.Duration
 	// Now is the clock for attempt times, schedules and max_age. Default time.Now.
 	Now func() time.Time
-	// PageSize is how many outbox items are read at once and the most held
-	// in memory per webhook, so a long outbox costs bounded memory. Default 1000.
-	PageSize int
+	// MaxInFlight caps the attempts in flight over every webhook, besides
+	// each webhook's concurrency. Default DefaultMaxInFlight.
+	MaxInFlight int
 }
 
 // schedule is the retry ladder; after its end every retry waits retryEvery.
@@ -61,47 +67,45 @@ func jitter(d time.Duration) time.Duration {
 
 // Dead-letter reasons, stored in store.Item.DeadReason.
 const (
-	ReasonGone        = "gone"         // the receiver answered 410
-	ReasonMaxAttempts = "max_attempts" // retry.max_attempts reached
-	ReasonMaxAge      = "max_age"      // retry.max_age since the first attempt passed
+	ReasonGone        = "gone"            // the receiver answered 410
+	ReasonMaxAttempts = "max_attempts"    // retry.max_attempts reached
+	ReasonMaxAge      = "max_age"         // retry.max_age since the first attempt passed, or Retry-After asked to wait past it
+	ReasonRemoved     = "webhook removed" // the webhook left the config (removed or renamed)
 )
 
-// Rescans for items moved back below the cursor: free while at most
-// rescanFree items are in memory, else at most once per rescanEvery.
-const (
-	rescanFree  = 64
-	rescanEvery = 10 * time.Second
-)
-
-// storeRetry is how long a group waits before touching the store again
-// after an error; ackTries bounds the retries of one delivered mark.
-const (
-	storeRetry = time.Second
-	ackTries   = 5
-)
-
-// Dispatcher runs the delivery workers of every configured webhook: one
-// group per (account, webhook), each with wh.Concurrency workers. Events of
-// one order are sent strictly one after another, in detection order;
-// different orders go in parallel. Failed attempts are rescheduled in the
-// store, so a restart keeps the schedule.
+// Dispatcher delivers every configured webhook's queue. One loop goroutine
+// runs the scheduler; each attempt runs in a goroutine of its own (reused
+// for the next attempt when one is due within a second), so goroutines
+// grow with the work in flight, never with the number of accounts or
+// webhooks. Events of one order are sent one at a time in
+// detection order; different orders go in parallel and never wait for
+// each other. Every outcome is written to the store before the next
+// attempt of the queue can see it, so a restart keeps the schedule.
 type Dispatcher struct {
-	st   *store.Store
-	m    *metrics.Metrics
-	log  *slog.Logger
-	opts Options
+	st    *store.Store
+	m     *metrics.Metrics
+	log   *slog.Logger
+	opts  Options
+	sched *scheduler // owned by the loop goroutine
 
 	mu       sync.Mutex
-	groups   map[groupKey]*group
+	accounts []config.Account // from the last Update, for the loop to apply
+	updated  bool
+	notified map[string]bool
 	started  bool
 	stopped  bool
-	baseCtx  context.Context // Start's ctx without its cancellation: values for attempts and alerts
-	hardCtx  context.Context // cancelled when Shutdown's ctx ends: aborts in-flight attempts
-	hardStop context.CancelFunc
-	running  sync.WaitGroup // every started group, retired ones included
-}
 
-type groupKey struct{ account, webhook string }
+	poke     chan struct{} // cap 1: Update or Notify has something for the loop
+	handoff  chan *work    // unbuffered: work for a goroutine that is free
+	results  chan result   // cap 2*MaxInFlight (two per attempt): never blocks
+	stop     chan struct{} // closed: take no new work
+	stopOnce sync.Once
+	done     chan struct{} // closed when the loop has returned
+
+	baseCtx  context.Context // Start's ctx without its cancellation: values for attempts and alerts
+	hardCtx  context.Context // cancelled when Shutdown's ctx ends: aborts attempts in flight
+	hardStop context.CancelFunc
+}
 
 // New returns a Dispatcher over st. Call Update with the accounts, then Start.
 func New(st *store.Store, m *metrics.Metrics, log *slog.Logger, opts Options) *Dispatcher {
@@ -117,120 +121,67 @@ func New(st *store.Store, m *metrics.Metrics, log *slog.Logger, opts Options) *D
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.PageSize <= 0 {
-		opts.PageSize = 1000
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Dispatcher{st: st, m: m, log: log, opts: opts, groups: make(map[groupKey]*group)}
+	d := &Dispatcher{
+		st: st, m: m, log: log, opts: opts,
+		notified: make(map[string]bool),
+		poke:     make(chan struct{}, 1),
+		handoff:  make(chan *work),
+		results:  make(chan result, 2*opts.MaxInFlight),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		baseCtx:  context.Background(), // until Start
+	}
+	d.sched = newScheduler(st, opts.MaxInFlight, func(k groupKey) (*series, *slog.Logger) {
+		return &series{
+			ok:      m.DeliveriesTotal.WithLabelValues(k.account, k.webhook, "ok"),
+			retry:   m.DeliveriesTotal.WithLabelValues(k.account, k.webhook, "retry"),
+			dead:    m.DeliveriesTotal.WithLabelValues(k.account, k.webhook, "dead"),
+			latency: m.DeliveryLatency.WithLabelValues(k.account),
+		}, log.With("account", k.account, "webhook", k.webhook)
+	})
+	return d
 }
 
-// Update (re)configures the workers: groups of new webhooks start, groups of
-// removed webhooks stop after their in-flight attempts (their pending count
-// is logged), and a changed webhook's group is replaced by one with the new
-// settings that starts when the old one has stopped, so no item is lost or
-// sent twice at once. Unchanged webhooks keep running untouched.
+// Update (re)configures delivery. A webhook is identified by its name: a
+// new URL or new settings under the same name keep its queue (attempts in
+// flight finish with the old settings). The pending events of a webhook
+// that disappeared or was renamed are dead-lettered with reason
+// ReasonRemoved once its attempts in flight have ended, never sent to
+// another URL; so are the events the file holds, at start, for webhooks a
+// configured account no longer has. Accounts that left the config keep
+// their state untouched.
 func (d *Dispatcher) Update(accounts []config.Account) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return
 	}
-	want := make(map[groupKey]config.Webhook)
-	for _, a := range accounts {
-		for _, wh := range a.Webhooks {
-			want[groupKey{a.Name, wh.Name}] = wh
-		}
-	}
-	for k, g := range d.groups {
-		if _, ok := want[k]; !ok {
-			g.close()
-			delete(d.groups, k)
-			if d.started {
-				go d.logRemoved(g)
-			}
-		}
-	}
-	for k, wh := range want {
-		old := d.groups[k]
-		if old != nil && reflect.DeepEqual(old.wh, wh) {
-			continue
-		}
-		if old != nil {
-			old.close()
-			d.log.Info("webhook changed, restarting its workers", "account", k.account, "webhook", k.webhook)
-			if !d.started {
-				old = nil // never ran: nothing to wait for
-			}
-		}
-		g := d.newGroup(k.account, wh, old)
-		d.groups[k] = g
-		if d.started {
-			d.startGroup(g)
-		}
-	}
-	for _, a := range accounts {
-		d.warnOrphans(a)
-	}
+	d.accounts, d.updated = accounts, true
+	d.pokeLocked()
 }
 
-// warnOrphans logs outbox queues of webhooks no longer configured: their
-// items wait in the store until the webhook comes back.
-func (d *Dispatcher) warnOrphans(a config.Account) {
-	names, err := d.st.Webhooks(a.Name)
-	if err != nil {
-		d.log.Warn("cannot list outbox queues", "account", a.Name, "error", err)
-		return
-	}
-	for _, n := range names {
-		if _, ok := d.groups[groupKey{a.Name, n}]; !ok {
-			d.log.Warn("outbox has events for a webhook not in the config; they wait until it is configured again",
-				"account", a.Name, "webhook", n)
-		}
-	}
-}
-
-// logRemoved waits for a removed webhook's group and logs what it left.
-func (d *Dispatcher) logRemoved(g *group) {
-	<-g.done
-	n, err := d.countPending(g.account, g.wh.Name)
-	if err != nil {
-		g.log.Warn("webhook removed from the config", "error", err)
-		return
-	}
-	g.log.Warn("webhook removed from the config; its pending events stay in the outbox", "pending", n)
-}
-
-// countPending pages through a queue, keeping memory bounded.
-func (d *Dispatcher) countPending(account, webhook string) (int, error) {
-	n := 0
-	var after uint64
-	for {
-		items, err := d.st.Pending(account, webhook, after, d.opts.PageSize)
-		if err != nil {
-			return n, err
-		}
-		n += len(items)
-		if len(items) < d.opts.PageSize {
-			return n, nil
-		}
-		after = items[len(items)-1].Seq
-	}
-}
-
-// Notify tells the account's groups that its outbox gained items (a poll
+// Notify tells delivery that the account's outbox gained items (a poll
 // committed events, or dead letters were moved back).
 func (d *Dispatcher) Notify(account string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for k, g := range d.groups {
-		if k.account == account {
-			g.wake()
-		}
+	d.notified[account] = true
+	d.pokeLocked()
+}
+
+func (d *Dispatcher) pokeLocked() {
+	select {
+	case d.poke <- struct{}{}:
+	default:
 	}
 }
 
-// Start runs the groups. ctx's values reach every attempt; when ctx ends
-// the workers stop taking new work (as Shutdown does) and in-flight
-// attempts run on until Shutdown's ctx ends.
+// Start runs delivery. ctx's values reach every attempt; when ctx ends no
+// new work starts (as after Shutdown) and attempts in flight run on until
+// Shutdown's ctx ends.
 func (d *Dispatcher) Start(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -240,71 +191,183 @@ func (d *Dispatcher) Start(ctx context.Context) {
 	d.started = true
 	d.baseCtx = context.WithoutCancel(ctx)
 	d.hardCtx, d.hardStop = context.WithCancel(d.baseCtx)
-	for _, g := range d.groups {
-		d.startGroup(g)
-	}
-	context.AfterFunc(ctx, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		for _, g := range d.groups {
-			g.close()
-		}
-	})
+	go d.loop()
+	context.AfterFunc(ctx, d.closeStop)
 }
 
-// Shutdown stops taking new work and waits for in-flight attempts until ctx
-// ends; then it cancels them and waits for the workers to return. A
-// cancelled attempt records nothing, so its event is sent again after the
-// restart (at-least-once). The error is non-nil when attempts were cut short.
+func (d *Dispatcher) closeStop() { d.stopOnce.Do(func() { close(d.stop) }) }
+
+// Shutdown stops taking new work and waits for attempts in flight until
+// ctx ends; then it cancels them and waits for them to return. A cancelled
+// attempt records nothing, so its event is sent again after the restart
+// (at-least-once). The error is non-nil when attempts were cut short.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	d.stopped = true
-	for _, g := range d.groups {
-		g.close()
-	}
 	started := d.started
 	d.mu.Unlock()
+	d.closeStop()
 	if !started {
 		return nil
 	}
-	done := make(chan struct{})
-	go func() {
-		d.running.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-d.done:
 		d.hardStop()
 		return nil
 	case <-ctx.Done():
 		d.hardStop()
-		<-done
+		<-d.done
 		return errors.Join(errors.New("deliver: shutdown: in-flight attempts cancelled"), context.Cause(ctx))
 	}
 }
 
-func (d *Dispatcher) newGroup(account string, wh config.Webhook, prev *group) *group {
-	return &group{
-		d:       d,
-		account: account,
-		wh:      wh,
-		prev:    prev,
-		log:     d.log.With("account", account, "webhook", wh.Name),
-		notify:  make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		ok:      d.m.DeliveriesTotal.WithLabelValues(account, wh.Name, "ok"),
-		retry:   d.m.DeliveriesTotal.WithLabelValues(account, wh.Name, "retry"),
-		dead:    d.m.DeliveriesTotal.WithLabelValues(account, wh.Name, "dead"),
-		latency: d.m.DeliveryLatency.WithLabelValues(account),
+// loop runs the scheduler: it applies updates and notifications, starts
+// the work that is due and takes back outcomes, until it was told to stop
+// and nothing is in flight.
+func (d *Dispatcher) loop() {
+	defer close(d.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	stop := d.stop
+	stopping := false
+	// Accounts whose counters outcomes changed: their gauges are set from
+	// the counters at most every gaugeEvery, one read each, so a busy queue
+	// does not pay a read per event.
+	changed := map[string]bool{}
+	var gaugesAt time.Time
+	for {
+		if len(changed) > 0 && (stopping || time.Since(gaugesAt) >= gaugeEvery) {
+			for a := range changed {
+				d.gauges(a)
+			}
+			clear(changed)
+			gaugesAt = time.Now()
+		}
+		if !stopping {
+			d.apply()
+			now := d.opts.Now()
+			work, wake := d.sched.Next(now)
+			for _, w := range work {
+				select {
+				case d.handoff <- w: // a goroutine that just finished takes it
+				default:
+					go d.worker(w)
+				}
+			}
+			sleep := time.Hour
+			if !wake.IsZero() {
+				sleep = max(wake.Sub(now), 0)
+			}
+			if len(changed) > 0 {
+				sleep = min(sleep, max(time.Until(gaugesAt.Add(gaugeEvery)), 0))
+			}
+			timer.Reset(sleep)
+		} else if d.sched.InFlight() == 0 {
+			return
+		}
+		select {
+		case <-d.poke:
+		case r := <-d.results:
+			for more := true; more; { // take every outcome that is in, then look again
+				d.sched.Done(r, d.opts.Now())
+				if r.kind == finished && !r.sent {
+					changed[r.w.key.account] = true
+				}
+				select {
+				case r = <-d.results:
+				default:
+					more = false
+				}
+			}
+		case <-timer.C:
+		case <-stop:
+			stopping, stop = true, nil
+			d.sched.Stop()
+		}
 	}
 }
 
-// startGroup runs g; d.mu is held.
-func (d *Dispatcher) startGroup(g *group) {
-	d.running.Add(1)
-	go func() {
-		defer d.running.Done()
-		g.run(d.baseCtx, d.hardCtx)
-	}()
+// apply hands the last Update and the notified accounts to the scheduler,
+// the update first: a poller of a new webhook notifies only after the
+// Update that configured it. It also looks in the store for queues of
+// webhooks the config does not have (at start, after a reload, and after
+// a poll of an older config committed to one) and refreshes the gauges of
+// notified accounts.
+func (d *Dispatcher) apply() {
+	d.mu.Lock()
+	accounts, updated := d.accounts, d.updated
+	d.updated = false
+	var notified map[string]bool
+	if len(d.notified) > 0 {
+		notified, d.notified = d.notified, make(map[string]bool)
+	}
+	d.mu.Unlock()
+	if updated {
+		d.sched.Update(accounts)
+		for _, a := range accounts {
+			d.findQueues(a.Name)
+		}
+	}
+	for a := range notified {
+		d.sched.Notify(a)
+		d.findQueues(a)
+	}
+}
+
+// findQueues reports account's queues with pending events to the
+// scheduler and sets the account's gauges from the same counters.
+func (d *Dispatcher) findQueues(account string) {
+	qs, err := d.st.QueueCounts(account)
+	if err != nil {
+		d.log.Error("cannot read the outbox counters", "account", account, "error", err)
+		return
+	}
+	var names []string
+	pending, dead := 0, 0
+	for _, q := range qs {
+		if q.Pending > 0 {
+			names = append(names, q.Webhook)
+		}
+		pending += q.Pending
+		dead += q.Dead
+	}
+	d.sched.Found(account, names)
+	d.m.OutboxPending.WithLabelValues(account).Set(float64(pending))
+	d.m.DeadLetters.WithLabelValues(account).Set(float64(dead))
+}
+
+// workerLinger is how long a goroutine that finished its work waits for
+// more before it exits. Reusing it spares a new goroutine its stack
+// growth under load; an idle daemon keeps none.
+const workerLinger = time.Second
+
+// worker runs w, then whatever work is handed to it within workerLinger.
+func (d *Dispatcher) worker(w *work) {
+	linger := time.NewTimer(workerLinger)
+	defer linger.Stop()
+	for {
+		d.run(w)
+		linger.Reset(workerLinger)
+		select {
+		case w = <-d.handoff:
+		case <-linger.C:
+			return
+		}
+	}
+}
+
+// run does one unit of work and reports it to the loop.
+func (d *Dispatcher) run(w *work) {
+	if w.remove {
+		d.results <- d.removeChunk(w)
+		return
+	}
+	now := d.opts.Now()
+	res, err := Send(d.hardCtx, d.opts.Client, w.wh, w.item.Event, d.opts.UserAgent, now)
+	if err != nil && d.hardCtx.Err() != nil {
+		d.results <- result{w: w, kind: cancelled}
+		return
+	}
+	d.results <- result{w: w, sent: true}
+	d.results <- d.record(w, res, err, now)
 }

@@ -123,6 +123,9 @@ func webhook(url string) config.Webhook {
 		Concurrency: 4, Retry: config.Retry{MaxAttempts: 12, MaxAge: 72 * time.Hour}}
 }
 
+// anyWebhook accepts every webhook as configured.
+func anyWebhook(string, string) bool { return true }
+
 func account(name string, whs ...config.Webhook) config.Account {
 	return config.Account{Name: name, Webhooks: whs}
 }
@@ -310,14 +313,14 @@ func TestDownThenDeadLetterRetry(t *testing.T) {
 	if v := testutil.ToFloat64(m.DeliveriesTotal.WithLabelValues("ghana", "1", "dead")); v != float64(len(ids)) {
 		t.Errorf("dead metric %v", v)
 	}
-	if v := testutil.ToFloat64(m.DeadLetters.WithLabelValues("ghana")); v != float64(len(ids)) {
-		t.Errorf("dead letters gauge %v", v)
-	}
+	eventually(t, "the dead letters gauge", func() bool {
+		return testutil.ToFloat64(m.DeadLetters.WithLabelValues("ghana")) == float64(len(ids))
+	})
 
 	mu.Lock()
 	up = true
 	mu.Unlock()
-	if _, err := st.RetryDead("ghana", nil); err != nil {
+	if _, err := st.RetryDead("ghana", nil, anyWebhook); err != nil {
 		t.Fatal(err)
 	}
 	d.Notify("ghana")
@@ -503,15 +506,16 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 	}
 }
 
-// A small page size bounds memory and still delivers a long outbox, in order.
-func TestPagedOutbox(t *testing.T) {
+// Two webhooks of one account, one with a single slot, each get every
+// event, each order's in order.
+func TestTwoWebhooks(t *testing.T) {
 	rcv := newReceiver(t, nil)
 	st := openStore(t, "")
 	ids := enqueue(t, st, "ghana", []string{"1", "2"}, 1, 300, 7)
 	wh2 := webhook(rcv.srv.URL + "/two")
 	wh2.Name = "2"
 	wh2.Concurrency = 1
-	startDispatcher(t, st, Options{PageSize: 10}, account("ghana", webhook(rcv.srv.URL), wh2))
+	startDispatcher(t, st, Options{}, account("ghana", webhook(rcv.srv.URL), wh2))
 	eventually(t, "all deliveries", func() bool { return len(rcv.delivered()) == 2*len(ids) })
 	eventually(t, "an empty outbox", func() bool { return pendingCount(t, st, "ghana") == 0 })
 	var one, two []hit
@@ -527,19 +531,11 @@ func TestPagedOutbox(t *testing.T) {
 	}
 	checkOrder(t, one)
 	checkOrder(t, two)
-	// Concurrency 1: the whole queue in Seq order.
-	if !slices.IsSortedFunc(two, func(a, b hit) int {
-		if idLess(a.id, b.id) {
-			return -1
-		}
-		return 1
-	}) {
-		t.Error("a single worker did not deliver in Seq order")
-	}
 }
 
-// Update: a changed webhook restarts with the new settings and keeps its
-// items; a removed one stops sending.
+// Update: a changed webhook keeps its queue and sends with the new
+// settings; a removed one has its pending events dead-lettered with reason
+// "webhook removed", alerted, never sent.
 func TestUpdate(t *testing.T) {
 	var mu sync.Mutex
 	block := true
@@ -555,13 +551,13 @@ func TestUpdate(t *testing.T) {
 	st := openStore(t, "")
 	ids := enqueue(t, st, "ghana", []string{"1"}, 1, 10, 2)
 	slow := func(int) time.Duration { return 200 * time.Millisecond }
-	d, _ := startDispatcher(t, st, Options{Backoff: slow}, account("ghana", webhook(oldRcv.srv.URL)))
+	al := &alerts{}
+	d, m := startDispatcher(t, st, Options{Backoff: slow, Alerter: al}, account("ghana", webhook(oldRcv.srv.URL)))
 	eventually(t, "failed attempts", func() bool { return len(oldRcv.hits()) >= 2 })
 
 	changed := webhook(newRcv.srv.URL)
 	changed.Headers = map[string]string{"X-Config": "v2"}
 	d.Update([]config.Account{account("ghana", changed)})
-	d.Notify("ghana")
 	eventually(t, "delivery to the new URL", func() bool { return len(newRcv.delivered()) == len(ids) })
 	for _, h := range newRcv.hits() {
 		if h.header.Get("X-Config") != "v2" {
@@ -569,18 +565,37 @@ func TestUpdate(t *testing.T) {
 		}
 	}
 	checkOrder(t, newRcv.delivered())
+	if n := al.count(); n != 0 {
+		t.Errorf("%d dead letters for a changed webhook", n)
+	}
 
-	// Removed: new events for it wait in the outbox.
+	// Removed while events are pending: they are dead-lettered, not sent.
+	mu.Lock()
+	block = false
+	mu.Unlock()
 	d.Update([]config.Account{account("ghana")})
+	time.Sleep(50 * time.Millisecond) // the loop applies the update
 	more := enqueue(t, st, "ghana", []string{"1"}, 100, 3, 1)
 	d.Notify("ghana")
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, "dead letters", func() bool { return al.count() == len(more) })
 	if n := len(newRcv.hits()); n != len(ids) {
 		t.Errorf("a removed webhook got %d requests", n-len(ids))
 	}
-	if n := pendingCount(t, st, "ghana"); n != len(more) {
-		t.Errorf("%d pending, want %d", n, len(more))
+	dead, _ := st.Dead("ghana")
+	if len(dead) != len(more) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(more))
 	}
+	for _, it := range dead {
+		if it.DeadReason != ReasonRemoved || it.Attempts != 0 || it.Webhook != "1" {
+			t.Errorf("dead letter %+v", it)
+		}
+	}
+	if n := pendingCount(t, st, "ghana"); n != 0 {
+		t.Errorf("%d pending, want 0", n)
+	}
+	eventually(t, "the dead-letter gauge", func() bool {
+		return testutil.ToFloat64(m.DeadLetters.WithLabelValues("ghana")) == float64(len(more))
+	})
 }
 
 // An item that leaves the outbox while its attempt fails (an operator
@@ -622,36 +637,5 @@ func TestMaxAgeDeadLetters(t *testing.T) {
 	}
 	if age := it.DeadAt.Sub(it.FirstAttempt); age < 50*time.Millisecond {
 		t.Errorf("dead after %v, max_age is 50ms", age)
-	}
-}
-
-// A reload with an equal config (freshly parsed templates included) keeps
-// the running group; a real change replaces it.
-func TestUpdateKeepsUnchanged(t *testing.T) {
-	st := openStore(t, "")
-	build := func(url string) config.Account {
-		wh := webhook(url)
-		wh.Format, wh.Params = FormatForm, params(t, "id", "{{ order.id }}")
-		wh.Concurrency = 0 // defaulted by the workers, not by Update's comparison
-		return account("ghana", wh)
-	}
-	d, _ := startDispatcher(t, st, Options{}, build("http://127.0.0.1:1/a"))
-	key := groupKey{"ghana", "1"}
-	d.mu.Lock()
-	before := d.groups[key]
-	d.mu.Unlock()
-	d.Update([]config.Account{build("http://127.0.0.1:1/a")})
-	d.mu.Lock()
-	same := d.groups[key] == before
-	d.mu.Unlock()
-	if !same {
-		t.Error("an unchanged webhook was restarted")
-	}
-	d.Update([]config.Account{build("http://127.0.0.1:1/b")})
-	d.mu.Lock()
-	replaced := d.groups[key] != before
-	d.mu.Unlock()
-	if !replaced {
-		t.Error("a changed webhook kept its old settings")
 	}
 }

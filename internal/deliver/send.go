@@ -14,6 +14,7 @@ import (
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retryafter"
 )
 
 // Errors, compared with errors.Is. A transport error (timeout, refused
@@ -120,7 +121,7 @@ func Send(ctx context.Context, c *http.Client, wh config.Webhook, ev event.Event
 	res := Result{
 		Status:     resp.StatusCode,
 		Body:       snippet(raw),
-		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), now),
+		RetryAfter: retryafter.Parse(resp.Header.Get("Retry-After"), now),
 		Duration:   time.Since(start),
 	}
 	if err != nil {
@@ -141,26 +142,4 @@ func snippet(b []byte) string {
 		b = b[:maxSnippet]
 	}
 	return strings.ToValidUTF8(strings.TrimSpace(string(b)), "")
-}
-
-// maxRetryAfter bounds a receiver's Retry-After in both of its forms: an
-// HTTP date in year 9999 must not park an ordered queue for 292 years.
-const maxRetryAfter = 365 * 24 * time.Hour
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(min(s, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
 }

@@ -18,13 +18,14 @@ type Fault int
 
 // Faults a Receiver can inject.
 const (
-	NoFault  Fault = iota
-	Fail500        // answer 500
-	Fail503        // answer 503 with Retry-After: 1
-	Gone           // answer 410: the poller dead-letters at once
-	Hang           // wait HangFor (or until the client gives up), then answer 200
-	Reset          // hijack the connection and close it without an answer
-	SlowBody       // answer 200, dribbling the body out over HangFor
+	NoFault     Fault = iota
+	Fail500           // answer 500
+	Fail503           // answer 503 with Retry-After: 1
+	Gone              // answer 410: the poller dead-letters at once
+	Hang              // wait HangFor (or until the client gives up), then answer 200
+	Reset             // hijack the connection and close it without an answer
+	SlowBody          // answer 200, dribbling the body out over HangFor
+	Fail503Year       // answer 503 with Retry-After: 31536000 (a year)
 )
 
 // Delivery is one request that the receiver answered with 2xx.
@@ -118,6 +119,10 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case Fail503:
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "injected overload", http.StatusServiceUnavailable)
+		return
+	case Fail503Year:
+		w.Header().Set("Retry-After", "31536000")
+		http.Error(w, "injected overload, come back next year", http.StatusServiceUnavailable)
 		return
 	case Gone:
 		http.Error(w, "gone", http.StatusGone)

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retryafter"
 )
 
 // retryCondition decides, per attempt, whether resty tries again: on
@@ -50,19 +50,7 @@ func (e *retryAfterTooLong) Error() string {
 // It returns 0 (resty's exponential backoff with jitter) when the header is
 // absent, unparsable or already past.
 func retryAfter(h string, now time.Time, max time.Duration) (time.Duration, error) {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0, nil
-	}
-	var d time.Duration
-	if s, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if s <= 0 {
-			return 0, nil
-		}
-		d = time.Duration(min(s, int64(365*24*time.Hour/time.Second))) * time.Second
-	} else if t, err := http.ParseTime(h); err == nil {
-		d = t.Sub(now)
-	}
+	d := retryafter.Parse(h, now)
 	if d <= 0 {
 		return 0, nil
 	}

@@ -44,7 +44,7 @@ func BenchmarkCommitPoll(b *testing.B) {
 }
 
 // BenchmarkDelivered: 4, 8 and 32 goroutines mark items delivered, sharing
-// transactions through bbolt's Batch.
+// transactions through the group commit.
 func BenchmarkDelivered(b *testing.B) {
 	for _, workers := range []int{4, 8, 32} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
@@ -140,9 +140,7 @@ func TestFileSizeBounded(t *testing.T) {
 		if len(items) != batch {
 			t.Fatalf("outbox holds %d items, want %d", len(items), batch)
 		}
-		if err := s.DeliveredMany("a", "1", seqs(items)); err != nil {
-			t.Fatal(err)
-		}
+		deliverAll(t, s, items)
 		if done+batch == total/10 {
 			warm = fileSize(t, path)
 		}

@@ -9,19 +9,27 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 )
 
-// Item records are a versioned binary format rather than JSON: the delivery
-// path decodes every pending item, and the order is kept as raw bytes. Seq,
-// Account and Webhook are not stored; they are the record's key and bucket.
-const recordV1 = 1
+// Records are a versioned binary format rather than JSON: the delivery path
+// decodes every item it sends, and the order is kept as raw bytes. The
+// first byte names the record kind and version, so a record in the wrong
+// place (or a v1 record a migration has not moved yet) is recognised.
+// Seq, Account and Webhook are not stored: they are the key and buckets.
+const (
+	recordV1      = 1 // schema 1: an outbox or dead item with its whole event (read by the migration only)
+	recordEvent   = 2 // events/<seq>: the event, its order id and detection time
+	recordAttempt = 3 // outbox/<webhook>/<seq> and dead/<webhook>/<seq>: attempt bookkeeping
+)
 
-// encodeItem returns it's record.
-func encodeItem(it *Item) []byte {
+// encodeEvent returns the event record of it: Event, OrderID, DetectedAt.
+func encodeEvent(it *Item) []byte {
 	ev := &it.Event
-	n := 64 + len(ev.ID) + len(ev.Type) + len(ev.Account) + len(ev.Change.Field) +
+	n := 48 + len(ev.ID) + len(ev.Type) + len(ev.Account) + len(ev.Change.Field) +
 		len(ev.Change.OldValue) + len(ev.Change.NewValue) + len(ev.Change.Source) +
-		len(ev.Change.CreatedAt) + len(ev.Order) + len(it.LastError) + len(it.DeadReason)
+		len(ev.Change.CreatedAt) + len(ev.Order)
 	b := make([]byte, 0, n)
-	b = append(b, recordV1)
+	b = append(b, recordEvent)
+	b = binary.AppendVarint(b, it.OrderID)
+	b = appendTime(b, it.DetectedAt)
 	b = appendString(b, ev.ID)
 	b = appendString(b, string(ev.Type))
 	b = appendString(b, ev.Account)
@@ -33,7 +41,41 @@ func encodeItem(it *Item) []byte {
 	b = appendString(b, ev.Change.CreatedAt)
 	b = binary.AppendUvarint(b, uint64(len(ev.Order)))
 	b = append(b, ev.Order...)
-	b = appendBool(b, ev.OrderMissing)
+	return appendBool(b, ev.OrderMissing)
+}
+
+// decodeEvent parses an event record into it's Event, OrderID and
+// DetectedAt. It copies everything, so data may be bbolt memory that dies
+// with the transaction.
+func decodeEvent(data []byte, it *Item) error {
+	r, err := open(data, recordEvent)
+	if err != nil {
+		return err
+	}
+	ev := &it.Event
+	it.OrderID = r.varint()
+	it.DetectedAt = r.time()
+	ev.ID = r.str()
+	ev.Type = event.Type(r.str())
+	ev.Account = r.str()
+	ev.Change.HistoryID = r.varint()
+	ev.Change.Field = r.str()
+	ev.Change.OldValue = r.str()
+	ev.Change.NewValue = r.str()
+	ev.Change.Source = r.str()
+	ev.Change.CreatedAt = r.str()
+	ev.Order = r.raw()
+	ev.OrderMissing = r.bool()
+	return r.end()
+}
+
+// encodeAttempt returns the attempt record of it: OrderID, DetectedAt and
+// the attempt bookkeeping, with DeadAt and DeadReason (zero in the
+// outbox). The detection time is kept here too, so the due key of an item
+// never attempted is known without reading its event.
+func encodeAttempt(it *Item) []byte {
+	b := make([]byte, 0, 64+len(it.LastError)+len(it.DeadReason))
+	b = append(b, recordAttempt)
 	b = binary.AppendVarint(b, it.OrderID)
 	b = appendTime(b, it.DetectedAt)
 	b = binary.AppendVarint(b, int64(it.Attempts))
@@ -42,17 +84,34 @@ func encodeItem(it *Item) []byte {
 	b = binary.AppendVarint(b, int64(it.LastStatus))
 	b = appendString(b, it.LastError)
 	b = appendTime(b, it.DeadAt)
-	b = appendString(b, it.DeadReason)
-	return b
+	return appendString(b, it.DeadReason)
 }
 
-// decodeItem parses a record into it (Seq, Account, Webhook untouched). It
-// copies everything, so data may be bbolt memory that dies with the tx.
-func decodeItem(data []byte, it *Item) error {
-	if len(data) == 0 || data[0] != recordV1 {
-		return fmt.Errorf("%w: unknown record format", ErrCorrupt)
+// decodeAttempt parses an attempt record into it (Event untouched).
+func decodeAttempt(data []byte, it *Item) error {
+	r, err := open(data, recordAttempt)
+	if err != nil {
+		return err
 	}
-	r := reader{b: data[1:]}
+	it.OrderID = r.varint()
+	it.DetectedAt = r.time()
+	it.Attempts = int(r.varint())
+	it.FirstAttempt = r.time()
+	it.NextAttempt = r.time()
+	it.LastStatus = int(r.varint())
+	it.LastError = r.str()
+	it.DeadAt = r.time()
+	it.DeadReason = r.str()
+	return r.end()
+}
+
+// decodeV1 parses a schema-1 item record (an outbox or dead item with its
+// whole event) into it.
+func decodeV1(data []byte, it *Item) error {
+	r, err := open(data, recordV1)
+	if err != nil {
+		return err
+	}
 	ev := &it.Event
 	ev.ID = r.str()
 	ev.Type = event.Type(r.str())
@@ -63,11 +122,7 @@ func decodeItem(data []byte, it *Item) error {
 	ev.Change.NewValue = r.str()
 	ev.Change.Source = r.str()
 	ev.Change.CreatedAt = r.str()
-	if order := r.bytes(); len(order) > 0 {
-		ev.Order = append(json.RawMessage(nil), order...)
-	} else {
-		ev.Order = nil
-	}
+	ev.Order = r.raw()
 	ev.OrderMissing = r.bool()
 	it.OrderID = r.varint()
 	it.DetectedAt = r.time()
@@ -78,10 +133,7 @@ func decodeItem(data []byte, it *Item) error {
 	it.LastError = r.str()
 	it.DeadAt = r.time()
 	it.DeadReason = r.str()
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(r.b))
-	}
-	return r.err
+	return r.end()
 }
 
 func appendString(b []byte, s string) []byte {
@@ -108,10 +160,26 @@ func appendTime(b []byte, t time.Time) []byte {
 }
 
 // reader decodes record fields; the first error sticks and later reads
-// return zero values, so decodeItem checks once at the end.
+// return zero values, so decoders check once at the end.
 type reader struct {
 	b   []byte
 	err error
+}
+
+// open starts reading a record of the given kind.
+func open(data []byte, kind byte) (*reader, error) {
+	if len(data) == 0 || data[0] != kind {
+		return nil, fmt.Errorf("%w: not a record of kind %d", ErrCorrupt, kind)
+	}
+	return &reader{b: data[1:]}, nil
+}
+
+// end reports the first error, or trailing bytes.
+func (r *reader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(r.b))
+	}
+	return r.err
 }
 
 func (r *reader) fail(what string) {
@@ -153,6 +221,14 @@ func (r *reader) bytes() []byte {
 }
 
 func (r *reader) str() string { return string(r.bytes()) }
+
+// raw returns a copy of a length-prefixed byte field, nil when empty.
+func (r *reader) raw() json.RawMessage {
+	if v := r.bytes(); len(v) > 0 {
+		return append(json.RawMessage(nil), v...)
+	}
+	return nil
+}
 
 func (r *reader) byte1() byte {
 	if len(r.b) == 0 {

@@ -1,27 +1,97 @@
 package store
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"encoding/binary"
+	"fmt"
 
-// Counts returns an account's outbox and dead-letter sizes over all webhooks.
-func (s *Store) Counts(account string) (pending, dead int, err error) {
-	err = s.view(func(tx *bolt.Tx) error {
-		acct := accountBucket(tx, account)
-		pending = countQueues(sub(acct, bucketOutbox))
-		dead = countQueues(sub(acct, bucketDead))
-		return nil
-	})
-	if err != nil {
-		return 0, 0, wrapErr(err, "counts of %s", account)
-	}
-	return pending, dead, nil
+	bolt "go.etcd.io/bbolt"
+)
+
+// QueueCount is what one webhook's queue of an account holds.
+type QueueCount struct {
+	Webhook string `json:"webhook"`
+	Pending int    `json:"pending"`
+	Dead    int    `json:"dead"`
 }
 
-// countQueues sums the keys of b's sub-buckets. Stats walks pages, not
-// keys, so this stays cheap for a long outbox.
-func countQueues(b *bolt.Bucket) int {
-	n := 0
-	for _, w := range queueNames(b) {
-		n += b.Bucket([]byte(w)).Stats().KeyN
+// counts/<webhook> holds two big-endian uint64s, pending and dead. They
+// change in the same transaction as the items they count (queue.count), so
+// reading them costs one Get per webhook however long the queues are. A
+// queue with neither has no key.
+
+// count adds dPending and dDead to the queue's counters.
+func (q *queue) count(dPending, dDead int) error {
+	b := q.acct.Bucket(bucketCounts)
+	c, err := decodeCount(q.name, b.Get(q.name))
+	if err != nil {
+		return err
 	}
-	return n
+	c.Pending += dPending
+	c.Dead += dDead
+	if c.Pending < 0 || c.Dead < 0 {
+		return fmt.Errorf("%w: counts of webhook %s would drop below zero", ErrCorrupt, q.name)
+	}
+	if c.Pending == 0 && c.Dead == 0 {
+		return b.Delete(q.name)
+	}
+	v := binary.BigEndian.AppendUint64(u64(uint64(c.Pending)), uint64(c.Dead))
+	return b.Put(q.name, v)
+}
+
+func decodeCount(webhook, v []byte) (QueueCount, error) {
+	c := QueueCount{Webhook: string(webhook)}
+	switch len(v) {
+	case 0:
+	case 16:
+		c.Pending = int(binary.BigEndian.Uint64(v))
+		c.Dead = int(binary.BigEndian.Uint64(v[8:]))
+	default:
+		return c, fmt.Errorf("%w: counts of webhook %s have %d bytes", ErrCorrupt, webhook, len(v))
+	}
+	return c, nil
+}
+
+// queueCounts lists the counters of acct (nil: none), in webhook name order.
+func queueCounts(acct *bolt.Bucket) ([]QueueCount, error) {
+	b := sub(acct, bucketCounts)
+	if b == nil {
+		return nil, nil
+	}
+	var out []QueueCount
+	err := b.ForEach(func(k, v []byte) error {
+		c, err := decodeCount(k, v)
+		out = append(out, c)
+		return err
+	})
+	return out, err
+}
+
+// QueueCounts returns what each webhook queue of account holds, pending or
+// dead, in webhook name order; queues holding nothing are left out. It
+// reads one counter per webhook.
+func (s *Store) QueueCounts(account string) ([]QueueCount, error) {
+	var out []QueueCount
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		out, err = queueCounts(accountBucket(tx, account))
+		return err
+	})
+	if err != nil {
+		return nil, wrapErr(err, "counts of %s", account)
+	}
+	return out, nil
+}
+
+// Counts returns an account's outbox and dead-letter sizes over all
+// webhooks, from the counters.
+func (s *Store) Counts(account string) (pending, dead int, err error) {
+	qs, err := s.QueueCounts(account)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, q := range qs {
+		pending += q.Pending
+		dead += q.Dead
+	}
+	return pending, dead, nil
 }

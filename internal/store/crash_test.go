@@ -218,11 +218,12 @@ func checkCrashInvariants(t *testing.T, path string, acked int64) {
 			t.Errorf("webhook a items from %d (%d) differ from seen ids (%d)", lo, len(tail), len(seenIDs))
 		}
 	}
-	// b's items are a's twins: committed in the same step, Seq one higher.
+	// b's items are a's twins: the same events under the same Seq.
 	for _, it := range pending(t, s, "acct", "b") {
-		if hid, ok := bySeq[it.Seq-1]; !ok || hid != it.Event.Change.HistoryID {
+		if hid, ok := bySeq[it.Seq]; !ok || hid != it.Event.Change.HistoryID {
 			t.Errorf("webhook b item seq %d (history %d) has no twin in a", it.Seq, it.Event.Change.HistoryID)
 			break
 		}
 	}
+	checkQueues(t, s)
 }

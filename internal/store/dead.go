@@ -9,26 +9,48 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// DeadLetter moves an item from the outbox to the account's dead letters,
-// keeping its Seq and the attempt bookkeeping of it. ErrNotFound when the
-// item is no longer in the outbox.
-func (s *Store) DeadLetter(it Item, reason string, at time.Time) error {
+// DeadLetter moves items from the outbox to the dead letters with reason
+// and time at, in one transaction. Each keeps its Seq and takes the
+// attempt bookkeeping (Attempts, FirstAttempt, NextAttempt, LastStatus,
+// LastError) of its argument; its order's next item becomes the head.
+// ErrNotFound, and nothing moves, when one of them is no longer in the
+// outbox.
+func (s *Store) DeadLetter(reason string, at time.Time, items ...Item) error {
 	err := s.groupDo(func(tx *bolt.Tx) error {
-		q, stored, err := getItem(tx, bucketOutbox, it.Account, it.Webhook, it.Seq)
-		if err != nil {
-			return rejected{err}
+		for _, it := range items {
+			q, err := queueOf(accountBucket(tx, it.Account), it.Webhook, false)
+			if err != nil {
+				return err
+			}
+			if _, ok, err := attempt(q.outbox, it.Seq); err != nil || !ok {
+				if err == nil {
+					err = fmt.Errorf("%w: outbox %s/%s seq %d", ErrNotFound, it.Account, it.Webhook, it.Seq)
+				}
+				return rejected{err}
+			}
 		}
-		stored = withAttempt(stored, it)
-		stored.DeadAt = at
-		stored.DeadReason = reason
-		dead, err := accountBucket(tx, it.Account).Bucket(bucketDead).CreateBucketIfNotExists([]byte(it.Webhook))
-		if err != nil {
-			return err
+		for _, it := range items {
+			q, err := queueOf(accountBucket(tx, it.Account), it.Webhook, true)
+			if err != nil {
+				return err
+			}
+			stored, found, err := q.remove(it.Seq)
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue // listed twice
+			}
+			rec := withAttempt(stored, it)
+			rec.DeadAt, rec.DeadReason = at, reason
+			if err := q.dead.Put(u64(it.Seq), encodeAttempt(&rec)); err != nil {
+				return err
+			}
+			if err := q.count(0, 1); err != nil {
+				return err
+			}
 		}
-		if err := dead.Put(u64(it.Seq), encodeItem(&stored)); err != nil {
-			return err
-		}
-		return q.Delete(u64(it.Seq))
+		return nil
 	})
 	if err != nil {
 		return wrapErr(err, "dead letter")
@@ -36,54 +58,38 @@ func (s *Store) DeadLetter(it Item, reason string, at time.Time) error {
 	return nil
 }
 
-// accountNames lists accounts/ in key order.
 // deadOf lists one account's dead letters over all webhooks in Seq order.
 func deadOf(tx *bolt.Tx, account string) ([]Item, error) {
-	dead := sub(accountBucket(tx, account), bucketDead)
+	acct := accountBucket(tx, account)
 	var items []Item
-	for _, w := range queueNames(dead) {
-		got, err := scan(dead.Bucket([]byte(w)), account, w, 0, 0)
+	for _, w := range queueNames(sub(acct, bucketDead)) {
+		q, err := queueOf(acct, w, false)
 		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %w", account, w, err)
+			return nil, err
 		}
-		items = append(items, got...)
+		c := q.dead.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			seq, err := keyU64(k)
+			if err != nil {
+				return nil, fmt.Errorf("dead %s/%s: %w", account, w, err)
+			}
+			it, _, err := q.item(q.dead, account, seq)
+			if err != nil {
+				return nil, fmt.Errorf("dead %s/%s: %w", account, w, err)
+			}
+			items = append(items, it)
+		}
 	}
 	slices.SortFunc(items, func(a, b Item) int {
-		if a.Seq != b.Seq {
-			return cmp.Compare(a.Seq, b.Seq)
-		}
-		return cmp.Compare(a.Webhook, b.Webhook)
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Webhook, b.Webhook))
 	})
 	return items, nil
 }
 
-// Dead lists an account's dead letters in Seq order ("" lists every
-// account, grouped by account in name order).
-func (s *Store) Dead(account string) ([]Item, error) {
-	var items []Item
-	err := s.view(func(tx *bolt.Tx) error {
-		accounts := []string{account}
-		if account == "" {
-			accounts = accountNames(tx)
-		}
-		for _, a := range accounts {
-			got, err := deadOf(tx, a)
-			if err != nil {
-				return err
-			}
-			items = append(items, got...)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, wrapErr(err, "dead letters")
-	}
-	return items, nil
-}
-
-// selectDead returns the dead letters of account ("" every account) whose
-// event id is in ids (none: all). An id matching nothing is ErrNotFound, so
-// an operator's typo changes nothing.
+// selectDead returns the dead letters of account ("" every account,
+// grouped by account in name order) whose event id is in ids (none: all),
+// in Seq order. An id matching nothing is ErrNotFound, so an operator's
+// typo changes nothing. Listing, retrying and dropping all select here.
 func selectDead(tx *bolt.Tx, account string, ids []string) ([]Item, error) {
 	accounts := []string{account}
 	if account == "" {
@@ -119,32 +125,56 @@ func selectDead(tx *bolt.Tx, account string, ids []string) ([]Item, error) {
 	return picked, nil
 }
 
-// RetryDead moves dead letters back to the outbox with attempts reset, due
-// now, under their original Seq so an order's events keep their order. ids
-// are event ids; none means all of the account ("" every account). An id
-// matching no dead letter is ErrNotFound and nothing moves. Returns the
-// items moved.
-func (s *Store) RetryDead(account string, ids []string) ([]Item, error) {
+// Dead lists the dead letters of account ("" every account, grouped by
+// account in name order), in Seq order.
+func (s *Store) Dead(account string) ([]Item, error) {
+	var items []Item
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		items, err = selectDead(tx, account, nil)
+		return err
+	})
+	if err != nil {
+		return nil, wrapErr(err, "dead letters")
+	}
+	return items, nil
+}
+
+// RetryDead moves dead letters back to the outbox with attempts reset,
+// due at once, under their original Seq so an order's events keep their
+// order. ids are event ids; none means all of the account ("" every
+// account). configured reports whether a webhook is in the config: a dead
+// letter of any other webhook is ErrNotConfigured, since its events must
+// never go to another URL. On any error nothing moves. Returns the items
+// moved.
+func (s *Store) RetryDead(account string, ids []string, configured func(account, webhook string) bool) ([]Item, error) {
 	var moved []Item
 	err := s.update(func(tx *bolt.Tx) error {
 		items, err := selectDead(tx, account, ids)
 		if err != nil {
 			return err
 		}
+		for _, it := range items {
+			if !configured(it.Account, it.Webhook) {
+				return fmt.Errorf("%w: dead letter %s is for webhook %q of account %s", ErrNotConfigured, it.Event.ID, it.Webhook, it.Account)
+			}
+		}
 		moved = moved[:0]
 		for _, it := range items {
-			acct := accountBucket(tx, it.Account)
-			q, err := acct.Bucket(bucketOutbox).CreateBucketIfNotExists([]byte(it.Webhook))
+			q, err := queueOf(accountBucket(tx, it.Account), it.Webhook, true)
 			if err != nil {
+				return err
+			}
+			if err := q.dead.Delete(u64(it.Seq)); err != nil {
+				return err
+			}
+			if err := q.count(0, -1); err != nil {
 				return err
 			}
 			it.Attempts, it.LastStatus = 0, 0
 			it.FirstAttempt, it.NextAttempt, it.DeadAt = time.Time{}, time.Time{}, time.Time{}
 			it.LastError, it.DeadReason = "", ""
-			if err := q.Put(u64(it.Seq), encodeItem(&it)); err != nil {
-				return err
-			}
-			if err := sub(acct, bucketDead, []byte(it.Webhook)).Delete(u64(it.Seq)); err != nil {
+			if err := q.put(&it); err != nil {
 				return err
 			}
 			moved = append(moved, it)
@@ -158,8 +188,8 @@ func (s *Store) RetryDead(account string, ids []string) ([]Item, error) {
 }
 
 // DropDead deletes dead letters (event ids; none means all of the account,
-// "" every account). An id matching no dead letter is ErrNotFound and
-// nothing is deleted.
+// "" every account), and their events once nothing refers to them. An id
+// matching no dead letter is ErrNotFound and nothing is deleted.
 func (s *Store) DropDead(account string, ids []string) (int, error) {
 	var n int
 	err := s.update(func(tx *bolt.Tx) error {
@@ -167,13 +197,23 @@ func (s *Store) DropDead(account string, ids []string) (int, error) {
 		if err != nil {
 			return err
 		}
-		n = 0
 		for _, it := range items {
-			if err := sub(accountBucket(tx, it.Account), bucketDead, []byte(it.Webhook)).Delete(u64(it.Seq)); err != nil {
+			acct := accountBucket(tx, it.Account)
+			q, err := queueOf(acct, it.Webhook, false)
+			if err != nil {
 				return err
 			}
-			n++
+			if err := q.dead.Delete(u64(it.Seq)); err != nil {
+				return err
+			}
+			if err := q.count(0, -1); err != nil {
+				return err
+			}
+			if err := releaseEvent(acct, it.Seq); err != nil {
+				return err
+			}
 		}
+		n = len(items)
 		return nil
 	})
 	if err != nil {

@@ -88,7 +88,7 @@ func TestGroupCommitConcurrentMix(t *testing.T) {
 					err = errors.Join(errors.New("want ErrNotFound"), err)
 				}
 			case 2:
-				err = s.DeadLetter(it, "test", t0)
+				err = s.DeadLetter("test", t0, it)
 			}
 			if err != nil {
 				errs <- err

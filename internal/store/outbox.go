@@ -1,16 +1,19 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Item is one event queued for one webhook.
+// Item is one event queued for one webhook, or a dead letter.
 type Item struct {
-	Seq          uint64 // outbox key: order of detection within the account
+	Seq          uint64 // the event's key: order of detection within the account, shared by its webhooks
 	Account      string
 	Webhook      string
 	Event        event.Event
@@ -18,113 +21,251 @@ type Item struct {
 	DetectedAt   time.Time
 	Attempts     int
 	FirstAttempt time.Time // zero until the first attempt
-	NextAttempt  time.Time // zero: due now
+	NextAttempt  time.Time // zero: never attempted, due since DetectedAt
 	LastStatus   int       // HTTP status of the last attempt, 0 for none or a transport error
 	LastError    string
 	DeadAt       time.Time // set on dead letters
 	DeadReason   string
 }
 
-// Pending returns up to limit outbox items of account/webhook with
-// Seq > after, in Seq order. A limit <= 0 returns them all.
-func (s *Store) Pending(account, webhook string, after uint64, limit int) ([]Item, error) {
-	var items []Item
-	err := s.view(func(tx *bolt.Tx) error {
-		q := sub(accountBucket(tx, account), bucketOutbox, []byte(webhook))
-		if q == nil {
-			return nil
-		}
-		var err error
-		items, err = scan(q, account, webhook, after, limit)
-		return err
-	})
-	if err != nil {
-		return nil, wrapErr(err, "pending %s/%s", account, webhook)
+// dueAt is the time an item's due key sorts by: its next attempt, or its
+// detection time when it was never attempted, so retries that are due and
+// fresh events interleave by time.
+func dueAt(it *Item) time.Time {
+	if !it.NextAttempt.IsZero() {
+		return it.NextAttempt
 	}
-	return items, nil
+	return it.DetectedAt
 }
 
-// scan decodes up to limit (<= 0: all) records of q with Seq > after.
-func scan(q *bolt.Bucket, account, webhook string, after uint64, limit int) ([]Item, error) {
-	var items []Item
-	c := q.Cursor()
-	var k, v []byte
-	if after == 0 {
-		k, v = c.First()
-	} else {
-		k, v = c.Seek(u64(after + 1))
+// dueKey is due/<webhook>'s key: due time in unix nanoseconds, then Seq.
+// Times outside what int64 nanoseconds hold are clamped, so the key order
+// stays the time order.
+func dueKey(at time.Time, seq uint64) []byte {
+	var ns uint64
+	switch {
+	case at.Before(time.Unix(0, 0)):
+	case at.After(time.Unix(0, math.MaxInt64)):
+		ns = math.MaxInt64
+	default:
+		ns = uint64(at.UnixNano())
 	}
-	for ; k != nil && (limit <= 0 || len(items) < limit); k, v = c.Next() {
-		seq, err := keyU64(k)
-		if err != nil {
-			return nil, err
-		}
-		it := Item{Seq: seq, Account: account, Webhook: webhook}
-		if err := decodeItem(v, &it); err != nil {
-			return nil, fmt.Errorf("seq %d: %w", it.Seq, err)
-		}
-		items = append(items, it)
-	}
-	return items, nil
+	return binary.BigEndian.AppendUint64(u64(ns), seq)
 }
 
-// Delivered removes an item from the outbox. Concurrent calls are batched
-// into shared transactions (groupCommit) for throughput. An item already
-// gone (delivered before a restart, dropped) is not an error.
-func (s *Store) Delivered(account, webhook string, seq uint64) error {
-	err := s.groupDo(func(tx *bolt.Tx) error {
-		q := sub(accountBucket(tx, account), bucketOutbox, []byte(webhook))
-		if q == nil {
-			return nil
+// chainKey is chain/<webhook>'s key: order id, then Seq, so an order's
+// pending items are adjacent and in detection order.
+func chainKey(order int64, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(u64(uint64(order)), seq)
+}
+
+// splitKey splits a 16-byte due or chain key.
+func splitKey(k []byte) (hi, seq uint64, err error) {
+	if len(k) != 16 {
+		return 0, 0, fmt.Errorf("%w: index key %x is not 16 bytes", ErrCorrupt, k)
+	}
+	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(k[8:]), nil
+}
+
+// queue is one webhook's buckets of an account, within one transaction.
+// Every change to its pending items goes through put, remove and
+// reschedule, which keep the invariant the scheduler relies on: for each
+// order with pending items exactly one of them, the lowest Seq (the head),
+// has a key in due; an item without an order id is always a head; chain
+// holds every pending item with an order id; counts match the keys.
+type queue struct {
+	acct                     *bolt.Bucket
+	name                     []byte
+	outbox, due, chain, dead *bolt.Bucket // nil when absent and not created
+	events                   *bolt.Bucket // the account's event records
+}
+
+// createQueueBuckets makes the account's delivery buckets: the event
+// records, the per-webhook parents and the counters.
+func createQueueBuckets(acct *bolt.Bucket) error {
+	for _, n := range [][]byte{bucketEvents, bucketOutbox, bucketDue, bucketChain, bucketDead, bucketCounts} {
+		if _, err := acct.CreateBucketIfNotExists(n); err != nil {
+			return err
 		}
-		return q.Delete(u64(seq))
-	})
-	if err != nil {
-		return wrapErr(err, "delivered %s/%s seq %d", account, webhook, seq)
 	}
 	return nil
 }
 
-// DeliveredMany removes several items of one queue in one transaction, for
-// a worker that acknowledges a run of deliveries at once.
-func (s *Store) DeliveredMany(account, webhook string, seqs []uint64) error {
-	if len(seqs) == 0 {
-		return nil
+// queueOf returns acct's queue of webhook. With create the buckets are
+// made (a write transaction); without, missing ones stay nil. acct may be
+// nil for reads.
+func queueOf(acct *bolt.Bucket, webhook string, create bool) (*queue, error) {
+	q := &queue{acct: acct, name: []byte(webhook)}
+	if acct == nil {
+		return q, nil
 	}
-	err := s.groupDo(func(tx *bolt.Tx) error {
-		q := sub(accountBucket(tx, account), bucketOutbox, []byte(webhook))
-		if q == nil {
-			return nil
-		}
-		for _, seq := range seqs {
-			if err := q.Delete(u64(seq)); err != nil {
-				return err
+	q.events = acct.Bucket(bucketEvents)
+	for _, s := range []struct {
+		dst  **bolt.Bucket
+		kind []byte
+	}{{&q.outbox, bucketOutbox}, {&q.due, bucketDue}, {&q.chain, bucketChain}, {&q.dead, bucketDead}} {
+		parent := acct.Bucket(s.kind)
+		switch {
+		case parent == nil && create:
+			return nil, fmt.Errorf("account bucket without %s", s.kind)
+		case parent == nil:
+		case create:
+			b, err := parent.CreateBucketIfNotExists(q.name)
+			if err != nil {
+				return nil, fmt.Errorf("webhook %s: %w", webhook, err)
 			}
+			*s.dst = b
+		default:
+			*s.dst = parent.Bucket(q.name)
 		}
-		return nil
-	})
-	if err != nil {
-		return wrapErr(err, "delivered %s/%s", account, webhook)
 	}
-	return nil
+	return q, nil
 }
 
-// getItem reads it.Account/it.Webhook/it.Seq from the named sub-bucket kind
-// (outbox or dead); ErrNotFound when absent.
-func getItem(tx *bolt.Tx, kind []byte, account, webhook string, seq uint64) (*bolt.Bucket, Item, error) {
-	q := sub(accountBucket(tx, account), kind, []byte(webhook))
+// attempt decodes the attempt record at seq of b (outbox or dead); ok is
+// false when there is none.
+func attempt(b *bolt.Bucket, seq uint64) (it Item, ok bool, err error) {
+	if b == nil {
+		return Item{}, false, nil
+	}
+	v := b.Get(u64(seq))
+	if v == nil {
+		return Item{}, false, nil
+	}
+	it.Seq = seq
+	if err := decodeAttempt(v, &it); err != nil {
+		return Item{}, false, fmt.Errorf("seq %d: %w", seq, err)
+	}
+	return it, true, nil
+}
+
+// withEvent completes it (an attempt record) with its event record.
+func (q *queue) withEvent(it *Item) error {
 	var v []byte
-	if q != nil {
-		v = q.Get(u64(seq))
+	if q.events != nil {
+		v = q.events.Get(u64(it.Seq))
 	}
 	if v == nil {
-		return nil, Item{}, fmt.Errorf("%w: %s %s/%s seq %d", ErrNotFound, kind, account, webhook, seq)
+		return fmt.Errorf("%w: seq %d has no event record", ErrCorrupt, it.Seq)
 	}
-	it := Item{Seq: seq, Account: account, Webhook: webhook}
-	if err := decodeItem(v, &it); err != nil {
-		return nil, Item{}, fmt.Errorf("%s %s/%s seq %d: %w", kind, account, webhook, seq, err)
+	order, detected := it.OrderID, it.DetectedAt
+	if err := decodeEvent(v, it); err != nil {
+		return fmt.Errorf("event seq %d: %w", it.Seq, err)
 	}
-	return q, it, nil
+	it.OrderID, it.DetectedAt = order, detected // the attempt record's, which the index keys use
+	return nil
+}
+
+// item reads a whole item (attempt and event) from b, outbox or dead.
+func (q *queue) item(b *bolt.Bucket, account string, seq uint64) (Item, bool, error) {
+	it, ok, err := attempt(b, seq)
+	if !ok || err != nil {
+		return it, ok, err
+	}
+	it.Account, it.Webhook = account, string(q.name)
+	return it, true, q.withEvent(&it)
+}
+
+// head returns the lowest pending Seq of order.
+func (q *queue) head(order int64) (uint64, bool) {
+	prefix := u64(uint64(order))
+	k, _ := q.chain.Cursor().Seek(prefix)
+	if len(k) != 16 || !bytes.HasPrefix(k, prefix) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[8:]), true
+}
+
+// setDue adds (on) or removes the due key of the pending item at seq.
+func (q *queue) setDue(seq uint64, on bool) error {
+	it, ok, err := attempt(q.outbox, seq)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: chain names seq %d, which is not pending", ErrCorrupt, seq)
+	}
+	if on {
+		return q.due.Put(dueKey(dueAt(&it), seq), nil)
+	}
+	return q.due.Delete(dueKey(dueAt(&it), seq))
+}
+
+// put adds it (Seq, OrderID, DetectedAt and attempt fields set; its event
+// record already stored) to the pending items.
+func (q *queue) put(it *Item) error {
+	if err := q.outbox.Put(u64(it.Seq), encodeAttempt(it)); err != nil {
+		return err
+	}
+	if err := q.count(1, 0); err != nil {
+		return err
+	}
+	own := dueKey(dueAt(it), it.Seq)
+	if it.OrderID == 0 {
+		return q.due.Put(own, nil)
+	}
+	head, found := q.head(it.OrderID)
+	if err := q.chain.Put(chainKey(it.OrderID, it.Seq), nil); err != nil {
+		return err
+	}
+	switch {
+	case !found:
+		return q.due.Put(own, nil)
+	case it.Seq < head:
+		// A dead letter moved back under its old Seq goes before the
+		// order's later events: it becomes the head.
+		if err := q.setDue(head, false); err != nil {
+			return err
+		}
+		return q.due.Put(own, nil)
+	}
+	return nil
+}
+
+// remove deletes the pending item at seq with its keys and puts its
+// order's next item in due. found is false when it was not pending.
+func (q *queue) remove(seq uint64) (removed Item, found bool, err error) {
+	it, ok, err := attempt(q.outbox, seq)
+	if !ok || err != nil {
+		return it, false, err
+	}
+	if err := q.outbox.Delete(u64(seq)); err != nil {
+		return it, false, err
+	}
+	if err := q.due.Delete(dueKey(dueAt(&it), seq)); err != nil {
+		return it, false, err
+	}
+	if err := q.count(-1, 0); err != nil {
+		return it, false, err
+	}
+	if it.OrderID == 0 {
+		return it, true, nil
+	}
+	if err := q.chain.Delete(chainKey(it.OrderID, seq)); err != nil {
+		return it, false, err
+	}
+	if next, ok := q.head(it.OrderID); ok {
+		return it, true, q.setDue(next, true)
+	}
+	return it, true, nil
+}
+
+// reschedule replaces the attempt bookkeeping of the pending item stored
+// as old with upd's and moves its due key when it is its order's head.
+func (q *queue) reschedule(old, upd *Item) error {
+	if err := q.due.Delete(dueKey(dueAt(old), old.Seq)); err != nil {
+		return err
+	}
+	rec := withAttempt(*old, *upd)
+	if err := q.outbox.Put(u64(old.Seq), encodeAttempt(&rec)); err != nil {
+		return err
+	}
+	if rec.OrderID != 0 {
+		if head, _ := q.head(rec.OrderID); head != rec.Seq {
+			return nil // a retried dead letter took the head meanwhile
+		}
+	}
+	return q.due.Put(dueKey(dueAt(&rec), rec.Seq), nil)
 }
 
 // withAttempt copies it's attempt bookkeeping onto the stored item.
@@ -137,39 +278,188 @@ func withAttempt(stored, it Item) Item {
 	return stored
 }
 
-// Reschedule records a failed attempt: it stores it.Attempts, FirstAttempt,
-// NextAttempt, LastStatus and LastError for the item it.Seq. ErrNotFound
-// when the item is no longer in the outbox.
+// enqueue adds evs (already checked against the seen set by the caller)
+// to the outbox of every webhook in webhooks, inside the caller's
+// transaction; acct is accounts/<name> (created by createAccount). Each
+// event gets one Seq and one event record, shared by its webhooks' items.
+func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	queues := make([]*queue, len(webhooks))
+	for i, w := range webhooks {
+		q, err := queueOf(acct, w, true)
+		if err != nil {
+			return err
+		}
+		queues[i] = q
+	}
+	events := acct.Bucket(bucketEvents)
+	for i := range evs {
+		ne := &evs[i]
+		seq, err := acct.NextSequence()
+		if err != nil {
+			return err
+		}
+		it := Item{Seq: seq, Event: ne.Event, OrderID: ne.OrderID, DetectedAt: ne.DetectedAt}
+		if err := events.Put(u64(seq), encodeEvent(&it)); err != nil {
+			return err
+		}
+		for j, q := range queues {
+			if err := q.put(&it); err != nil {
+				return fmt.Errorf("webhook %s: %w", webhooks[j], err)
+			}
+		}
+	}
+	return nil
+}
+
+// releaseEvent deletes the event record at seq once no outbox or dead
+// item of any webhook refers to it. Webhooks holding anything have a
+// counts key, so this is a few Gets.
+func releaseEvent(acct *bolt.Bucket, seq uint64) error {
+	k := u64(seq)
+	c := acct.Bucket(bucketCounts).Cursor()
+	for w, _ := c.First(); w != nil; w, _ = c.Next() {
+		for _, kind := range [][]byte{bucketOutbox, bucketDead} {
+			if b := sub(acct, kind, w); b != nil && b.Get(k) != nil {
+				return nil
+			}
+		}
+	}
+	return acct.Bucket(bucketEvents).Delete(k)
+}
+
+// Pending returns up to limit outbox items of account/webhook with
+// Seq > after, in Seq order. A limit <= 0 returns them all. Removing a
+// webhook dead-letters its queue in chunks read with it.
+func (s *Store) Pending(account, webhook string, after uint64, limit int) ([]Item, error) {
+	var items []Item
+	err := s.view(func(tx *bolt.Tx) error {
+		q, err := queueOf(accountBucket(tx, account), webhook, false)
+		if err != nil || q.outbox == nil {
+			return err
+		}
+		c := q.outbox.Cursor()
+		for k, _ := c.Seek(u64(after + 1)); k != nil && (limit <= 0 || len(items) < limit); k, _ = c.Next() {
+			seq, err := keyU64(k)
+			if err != nil {
+				return err
+			}
+			it, _, err := q.item(q.outbox, account, seq)
+			if err != nil {
+				return err
+			}
+			items = append(items, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr(err, "pending %s/%s", account, webhook)
+	}
+	return items, nil
+}
+
+// Due returns up to limit items of account/webhook that are due at now,
+// earliest due first: the heads of their orders whose next attempt (or,
+// never attempted, detection) is not after now. Items for which skip
+// returns true (in flight) are passed over; skip is asked with order 0
+// first, before the record is read, then again with the order id. next is the due time of the
+// first item left behind, due or not (zero when none is left). The cost is
+// the keys read, never the length of the queue.
+func (s *Store) Due(account, webhook string, now time.Time, limit int, skip func(seq uint64, order int64) bool) (items []Item, next time.Time, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		q, err := queueOf(accountBucket(tx, account), webhook, false)
+		if err != nil || q.due == nil {
+			return err
+		}
+		end := dueKey(now, math.MaxUint64)
+		c := q.due.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			ns, seq, err := splitKey(k)
+			if err != nil {
+				return err
+			}
+			if skip != nil && skip(seq, 0) {
+				continue // in flight: known without decoding its record
+			}
+			it, ok, err := attempt(q.outbox, seq)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%w: due key of seq %d, which is not pending", ErrCorrupt, seq)
+			}
+			if skip != nil && it.OrderID != 0 && skip(seq, it.OrderID) {
+				continue
+			}
+			if bytes.Compare(k, end) > 0 || len(items) >= limit {
+				next = time.Unix(0, int64(ns)).UTC()
+				return nil
+			}
+			it.Account, it.Webhook = account, webhook
+			if err := q.withEvent(&it); err != nil {
+				return err
+			}
+			items = append(items, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, time.Time{}, wrapErr(err, "due %s/%s", account, webhook)
+	}
+	return items, next, nil
+}
+
+// Delivered removes a delivered item from the outbox, puts its order's
+// next item in due and deletes the event once nothing refers to it, in one
+// transaction. Concurrent calls are batched into shared transactions
+// (groupCommit). An item already gone (delivered before a restart,
+// dead-lettered by an operator) is not an error.
+func (s *Store) Delivered(account, webhook string, seq uint64) error {
+	err := s.groupDo(func(tx *bolt.Tx) error {
+		acct := accountBucket(tx, account)
+		q, err := queueOf(acct, webhook, false)
+		if err != nil || q.outbox == nil {
+			return err
+		}
+		// Read first: a record that does not decode fails this call
+		// alone, not the transaction it shares.
+		if _, ok, err := attempt(q.outbox, seq); err != nil || !ok {
+			return rejected{err}
+		}
+		if _, _, err := q.remove(seq); err != nil {
+			return err
+		}
+		return releaseEvent(acct, seq)
+	})
+	if err != nil {
+		return wrapErr(err, "delivered %s/%s seq %d", account, webhook, seq)
+	}
+	return nil
+}
+
+// Reschedule records a failed attempt: it stores it.Attempts,
+// FirstAttempt, NextAttempt, LastStatus and LastError for the item it.Seq
+// and moves its due key to NextAttempt. ErrNotFound when the item is no
+// longer in the outbox.
 func (s *Store) Reschedule(it Item) error {
 	err := s.groupDo(func(tx *bolt.Tx) error {
-		q, stored, err := getItem(tx, bucketOutbox, it.Account, it.Webhook, it.Seq)
+		q, err := queueOf(accountBucket(tx, it.Account), it.Webhook, false)
+		if err != nil {
+			return err
+		}
+		stored, ok, err := attempt(q.outbox, it.Seq)
 		if err != nil {
 			return rejected{err}
 		}
-		stored = withAttempt(stored, it)
-		return q.Put(u64(it.Seq), encodeItem(&stored))
+		if !ok {
+			return rejected{fmt.Errorf("%w: outbox %s/%s seq %d", ErrNotFound, it.Account, it.Webhook, it.Seq)}
+		}
+		return q.reschedule(&stored, &it)
 	})
 	if err != nil {
 		return wrapErr(err, "reschedule")
 	}
 	return nil
-}
-
-// Webhooks lists the account's webhooks that have items in the outbox, in
-// name order; delivery uses it to find items of webhooks no longer configured.
-func (s *Store) Webhooks(account string) ([]string, error) {
-	var names []string
-	err := s.view(func(tx *bolt.Tx) error {
-		outbox := sub(accountBucket(tx, account), bucketOutbox)
-		for _, w := range queueNames(outbox) {
-			if k, _ := outbox.Bucket([]byte(w)).Cursor().First(); k != nil {
-				names = append(names, w)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, wrapErr(err, "webhooks of %s", account)
-	}
-	return names, nil
 }

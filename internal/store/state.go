@@ -453,31 +453,3 @@ func prune(acct *bolt.Bucket, p Prune) error {
 	}
 	return nil
 }
-
-// enqueue is the v1 outbox write (one item per event and webhook, Seq in
-// detection order across webhooks); the delivery rewrite replaces it with
-// the v2 layout's.
-func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
-	outbox := acct.Bucket(bucketOutbox)
-	queues := make([]*bolt.Bucket, len(webhooks))
-	for i, w := range webhooks {
-		var err error
-		if queues[i], err = outbox.CreateBucketIfNotExists([]byte(w)); err != nil {
-			return err
-		}
-	}
-	for i := range evs {
-		ne := &evs[i]
-		rec := encodeItem(&Item{Event: ne.Event, OrderID: ne.OrderID, DetectedAt: ne.DetectedAt})
-		for j, q := range queues {
-			seq, err := acct.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := q.Put(u64(seq), rec); err != nil {
-				return fmt.Errorf("webhook %s: %w", webhooks[j], err)
-			}
-		}
-	}
-	return nil
-}

@@ -1,9 +1,6 @@
 package store
 
 import (
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -145,9 +142,7 @@ func TestStartIDAndLastSuccess(t *testing.T) {
 // A file written by the v1 code gets start_id = cursor, so the orders
 // sweep never re-emits what it delivered before the upgrade.
 func TestMigrateStartID(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	copyFile(t, "testdata/v1.db", path)
-	s, err := Open(path, Options{})
+	s, err := Open(copyFile(t, "testdata/v1.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,24 +164,5 @@ func TestMigrateStartID(t *testing.T) {
 	commit(t, s, "ghana", Commit{Events: []NewEvent{ne}, Webhooks: []string{"app"}, Cursor: 1020, At: t0})
 	if marks, _ := s.OrderMarks("ghana", []int64{ne.OrderID}); len(marks) != 1 {
 		t.Error("no order mark for a migrated account's new event")
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,25 +1,44 @@
 // Package store keeps the poller's durable state in one bbolt file: per
-// account a cursor, the history ids already turned into events (seen), an
-// outbox per webhook and dead letters. A poll's events and its cursor move
-// are written in one transaction, so a crash can never lose a transition.
+// account a cursor, the history ids already turned into events (seen), the
+// events waiting for delivery in one queue per webhook, and dead letters.
+// A poll's events and its cursor move are written in one transaction, so a
+// crash can never lose a transition.
 //
-// Layout (every integer key big-endian uint64):
+// Layout (schema version 2; every integer key big-endian uint64):
 //
 //	meta/schema_version
 //	accounts/<name>/state/{cursor, initialized, marks, last_success}
-//	accounts/<name>/seen/<history id>          -> empty
-//	accounts/<name>/outbox/<webhook>/<seq>     -> item record
-//	accounts/<name>/dead/<webhook>/<seq>       -> item record with DeadAt, DeadReason
+//	accounts/<name>/seen/<history id>                 -> empty
+//	accounts/<name>/events/<seq>                      -> event record: the event with its order, order id, detected at
+//	accounts/<name>/outbox/<webhook>/<seq>            -> attempt record: order id, attempts, first and next attempt, last status and error
+//	accounts/<name>/due/<webhook>/<due unix ns><seq>  -> empty: the head of each order with pending items
+//	accounts/<name>/chain/<webhook>/<order id><seq>   -> empty: every pending item with an order id
+//	accounts/<name>/dead/<webhook>/<seq>              -> attempt record with dead at and reason
+//	accounts/<name>/counts/<webhook>                  -> pending and dead counts
 //
-// Seq comes from the account bucket's sequence, so it is the detection
-// order across all of the account's webhooks.
+// Seq comes from the account bucket's sequence, one per event: every
+// webhook's item of an event shares it, and it is the detection order. The
+// event record (the bulk: the order JSON) is stored once and deleted when no
+// outbox or dead item of any webhook refers to it any more.
+//
+// Delivery reads due/<webhook> from the start. It holds exactly one key per
+// order with pending items, its lowest Seq (the head; an item without an
+// order id is always a head), sorted by when it is due: its next attempt,
+// or its detection time when never attempted, so due retries and fresh
+// events interleave by time. An item waiting for a retry is only a key in
+// the future, and a failing order holds back only its own later events,
+// which wait in chain/<webhook> until their head is delivered or
+// dead-lettered. The counts change in the same transaction as the items
+// they count, so every count costs one Get per webhook, never a scan.
 package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -42,6 +61,9 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrCorrupt: a record in the file cannot be decoded.
 	ErrCorrupt = errors.New("store: corrupt record")
+	// ErrNotConfigured: a dead letter to retry belongs to a webhook the
+	// config does not have (removed or renamed).
+	ErrNotConfigured = errors.New("store: webhook is not configured")
 )
 
 // FileName is the database file inside state_dir.
@@ -54,8 +76,12 @@ var (
 	bucketAccounts = []byte("accounts")
 	bucketState    = []byte("state")
 	bucketSeen     = []byte("seen")
+	bucketEvents   = []byte("events")
 	bucketOutbox   = []byte("outbox")
+	bucketDue      = []byte("due")
+	bucketChain    = []byte("chain")
 	bucketDead     = []byte("dead")
+	bucketCounts   = []byte("counts")
 	bucketOrders   = []byte("orders")
 
 	keyCursor      = []byte("cursor")
@@ -83,7 +109,9 @@ var migrations = []migration{
 			return err
 		})
 	},
-	// 2: the start point of accounts initialized before it was recorded is
+	// 2: one event record per event, due and chain indexes, counters.
+	migrateV2,
+	// 3: the start point of accounts initialized before it was recorded is
 	// taken to be their cursor, so the orders sweep never re-emits what
 	// they delivered before the upgrade; order marks begin.
 	migrateStartID,
@@ -124,11 +152,7 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.Timeout,
-		ReadOnly:     opts.ReadOnly,
-		FreelistType: bolt.FreelistMapType,
-	})
+	db, err := openCurrent(path, opts)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, &lockedError{path: path}
 	}
@@ -142,7 +166,39 @@ func Open(path string, opts Options) (*Store, error) {
 	return &Store{db: db, group: groupCommit{db: db}, path: path}, nil
 }
 
-// migrate brings the file to SchemaVersion in one transaction.
+// openCurrent opens path with bbolt and makes sure the file it locked is
+// still the one at path: `poller compact` renames a new file over the old
+// one before it lets go of the old one's lock, and a process that was
+// waiting for that lock must not go on with the unlinked file.
+func openCurrent(path string, opts Options) (*bolt.DB, error) {
+	for {
+		var f *os.File
+		db, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      opts.Timeout,
+			ReadOnly:     opts.ReadOnly,
+			FreelistType: bolt.FreelistMapType,
+			OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+				var err error
+				f, err = os.OpenFile(name, flag, mode)
+				return f, err
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		locked, lerr := f.Stat()
+		current, cerr := os.Stat(path)
+		if lerr == nil && cerr == nil && os.SameFile(locked, current) {
+			return db, nil
+		}
+		_ = db.Close()
+		if err := cmp.Or(lerr, cerr); !errors.Is(err, fs.ErrNotExist) && err != nil {
+			return nil, err
+		}
+	}
+}
+
+// migrate brings the file to SchemaVersion, one step after the other.
 func migrate(db *bolt.DB, readOnly bool) error {
 	var have uint64
 	if err := db.View(func(tx *bolt.Tx) error {
@@ -243,7 +299,7 @@ func wrapErr(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	for _, sentinel := range []error{ErrTimeout, ErrSchemaTooNew, ErrNotFound, ErrClosed, ErrCorrupt} {
+	for _, sentinel := range []error{ErrTimeout, ErrSchemaTooNew, ErrNotFound, ErrClosed, ErrCorrupt, ErrNotConfigured} {
 		if errors.Is(err, sentinel) {
 			return err
 		}
@@ -291,7 +347,10 @@ func createAccount(tx *bolt.Tx, account string) (*bolt.Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range [][]byte{bucketState, bucketSeen, bucketOrders, bucketOutbox, bucketDead} {
+	if err := createQueueBuckets(acct); err != nil {
+		return nil, err
+	}
+	for _, n := range [][]byte{bucketState, bucketSeen, bucketOrders} {
 		if _, err := acct.CreateBucketIfNotExists(n); err != nil {
 			return nil, err
 		}
@@ -323,7 +382,6 @@ func queueNames(b *bolt.Bucket) []string {
 	return names
 }
 
-// deadOf lists one account's dead letters over all webhooks in Seq order.
 // Accounts lists the accounts that have state in the file, in name order.
 func (s *Store) Accounts() ([]string, error) {
 	var names []string

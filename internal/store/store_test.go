@@ -67,6 +67,31 @@ func pending(t testing.TB, s *Store, account, webhook string) []Item {
 	return items
 }
 
+// deliverAll marks items delivered from 16 goroutines, so the group commit
+// shares transactions as it does under the delivery workers.
+func deliverAll(t testing.TB, s *Store, items []Item) {
+	t.Helper()
+	work := make(chan Item)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for it := range work {
+				if err := s.Delivered(it.Account, it.Webhook, it.Seq); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for _, it := range items {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+}
+
+// anyWebhook accepts every webhook as configured.
+func anyWebhook(string, string) bool { return true }
+
 func historyIDs(items []Item) []int64 {
 	ids := make([]int64, len(items))
 	for i, it := range items {
@@ -482,11 +507,11 @@ func TestPendingOrderAfterLimit(t *testing.T) {
 	commit(t, s, "a", Commit{Events: newEvents("a", 40), Webhooks: []string{"x", "y"}, Cursor: 40})
 
 	all := pending(t, s, "a", "x")
-	if got, want := seqs(all), []uint64{1, 3, 5, 7}; !slices.Equal(got, want) {
-		t.Fatalf("x seqs = %v, want %v (Seq counts across webhooks)", got, want)
+	if got, want := seqs(all), []uint64{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("x seqs = %v, want %v (one Seq per event)", got, want)
 	}
-	if got, want := seqs(pending(t, s, "a", "y")), []uint64{2, 4, 6, 8}; !slices.Equal(got, want) {
-		t.Fatalf("y seqs = %v, want %v", got, want)
+	if got, want := seqs(pending(t, s, "a", "y")), []uint64{1, 2, 3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("y seqs = %v, want %v (shared with x)", got, want)
 	}
 	if got, want := historyIDs(all), []int64{30, 10, 20, 40}; !slices.Equal(got, want) {
 		t.Errorf("history ids = %v, want detection order %v", got, want)
@@ -507,11 +532,11 @@ func TestPendingOrderAfterLimit(t *testing.T) {
 		limit int
 		want  []uint64
 	}{
-		{0, 2, []uint64{1, 3}},
-		{1, 0, []uint64{3, 5, 7}},
+		{0, 2, []uint64{1, 2}},
+		{1, 0, []uint64{2, 3, 4}},
 		{2, 1, []uint64{3}},
-		{3, 10, []uint64{5, 7}},
-		{7, 10, nil},
+		{3, 10, []uint64{4}},
+		{4, 10, nil},
 	}
 	for _, tt := range tests {
 		got, err := s.Pending("a", "x", tt.after, tt.limit)
@@ -529,7 +554,7 @@ func TestPendingOrderAfterLimit(t *testing.T) {
 	}
 }
 
-func TestDeliveredAndWebhooks(t *testing.T) {
+func TestDeliveredAndQueueCounts(t *testing.T) {
 	s := openTest(t)
 	commit(t, s, "a", Commit{Events: newEvents("a", 1, 2, 3), Webhooks: []string{"x", "y"}, Cursor: 3})
 	x := pending(t, s, "a", "x")
@@ -544,25 +569,57 @@ func TestDeliveredAndWebhooks(t *testing.T) {
 	if err := s.Delivered("nope", "x", 1); err != nil {
 		t.Errorf("Delivered on an unknown account: %v", err)
 	}
+	if err := s.Delivered("a", "nope", 1); err != nil {
+		t.Errorf("Delivered on an unknown webhook: %v", err)
+	}
 	if got := seqs(pending(t, s, "a", "x")); !slices.Equal(got, []uint64{x[2].Seq}) {
 		t.Errorf("x after Delivered = %v", got)
 	}
 	if p, _, _ := s.Counts("a"); p != 4 {
 		t.Errorf("pending count = %d, want 4", p)
 	}
-	if hooks, err := s.Webhooks("a"); err != nil || !slices.Equal(hooks, []string{"x", "y"}) {
-		t.Errorf("Webhooks = %v, %v", hooks, err)
+	want := []QueueCount{{Webhook: "x", Pending: 1}, {Webhook: "y", Pending: 3}}
+	if got, err := s.QueueCounts("a"); err != nil || !slices.Equal(got, want) {
+		t.Errorf("QueueCounts = %v, %v; want %v", got, err, want)
 	}
-	y := pending(t, s, "a", "y")
-	if err := s.DeliveredMany("a", "y", seqs(y)); err != nil {
+	// The events of x's delivered items stay: y still has them.
+	if n := countKeys(t, s, "a", bucketEvents); n != 3 {
+		t.Errorf("%d event records, want 3", n)
+	}
+	deliverAll(t, s, pending(t, s, "a", "y"))
+	if got, err := s.QueueCounts("a"); err != nil || !slices.Equal(got, want[:1]) {
+		t.Errorf("QueueCounts after draining y = %v, %v; want %v", got, err, want[:1])
+	}
+	if n := countKeys(t, s, "a", bucketEvents); n != 1 {
+		t.Errorf("%d event records after y drained, want 1 (x's last)", n)
+	}
+	if got, err := s.QueueCounts("nope"); err != nil || len(got) != 0 {
+		t.Errorf("QueueCounts of unknown account = %v, %v", got, err)
+	}
+}
+
+// countKeys counts the keys of accounts/<account>/<kind> (and of its
+// webhook sub-buckets) with bbolt directly.
+func countKeys(t testing.TB, s *Store, account string, kind []byte) int {
+	t.Helper()
+	n := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		b := sub(accountBucket(tx, account), kind)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				n += b.Bucket(k).Stats().KeyN
+			} else {
+				n++
+			}
+			return nil
+		})
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if hooks, err := s.Webhooks("a"); err != nil || !slices.Equal(hooks, []string{"x"}) {
-		t.Errorf("Webhooks after draining y = %v, %v; want [x]", hooks, err)
-	}
-	if hooks, err := s.Webhooks("nope"); err != nil || len(hooks) != 0 {
-		t.Errorf("Webhooks of unknown account = %v, %v", hooks, err)
-	}
+	return n
 }
 
 func TestReschedule(t *testing.T) {
@@ -600,7 +657,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 		for _, it := range pending(t, s, account, webhook) {
 			if it.Event.Change.HistoryID == hid {
 				it.Attempts, it.LastStatus, it.LastError, it.FirstAttempt = 12, 500, "boom", t0
-				if err := s.DeadLetter(it, "max_attempts", deadAt); err != nil {
+				if err := s.DeadLetter("max_attempts", deadAt, it); err != nil {
 					t.Fatal(err)
 				}
 				return it
@@ -614,7 +671,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	kill("a", "y", 3)
 	kill("b", "x", 9)
 
-	if err := s.DeadLetter(a2x, "again", deadAt); !errors.Is(err, ErrNotFound) {
+	if err := s.DeadLetter("again", deadAt, a2x); !errors.Is(err, ErrNotFound) {
 		t.Errorf("DeadLetter of a moved item = %v, want ErrNotFound", err)
 	}
 	dead, err := s.Dead("a")
@@ -640,7 +697,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	}
 
 	// Unknown ids change nothing.
-	if _, err := s.RetryDead("a", []string{"a-2", "a-77"}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.RetryDead("a", []string{"a-2", "a-77"}, anyWebhook); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RetryDead with an unknown id = %v, want ErrNotFound", err)
 	}
 	if _, err := s.DropDead("a", []string{"a-77"}); !errors.Is(err, ErrNotFound) {
@@ -651,7 +708,7 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	}
 
 	// Retry one event id: both webhooks' copies return under their Seq, reset.
-	moved, err := s.RetryDead("a", []string{"a-2"})
+	moved, err := s.RetryDead("a", []string{"a-2"}, anyWebhook)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -675,13 +732,13 @@ func TestDeadLetterRoundTrip(t *testing.T) {
 	if n, err := s.DropDead("a", nil); err != nil || n != 1 {
 		t.Errorf("DropDead(a) = %d, %v; want 1", n, err)
 	}
-	if moved, err := s.RetryDead("", nil); err != nil || len(moved) != 1 || moved[0].Account != "b" {
+	if moved, err := s.RetryDead("", nil, anyWebhook); err != nil || len(moved) != 1 || moved[0].Account != "b" {
 		t.Errorf(`RetryDead("") = %v, %v`, moved, err)
 	}
 	if all, _ := s.Dead(""); len(all) != 0 {
 		t.Errorf("dead letters left: %v", historyIDs(all))
 	}
-	if moved, err := s.RetryDead("nope", nil); err != nil || len(moved) != 0 {
+	if moved, err := s.RetryDead("nope", nil, anyWebhook); err != nil || len(moved) != 0 {
 		t.Errorf("RetryDead of an unknown account = %v, %v", moved, err)
 	}
 }
@@ -708,20 +765,24 @@ func TestClosed(t *testing.T) {
 		t.Errorf("second Close = %v", err)
 	}
 	calls := map[string]func() error{
-		"Ping":       s.Ping,
-		"State":      func() error { _, err := s.State("a"); return err },
-		"Seen":       func() error { _, err := s.Seen("a", 0, 10); return err },
-		"CommitPoll": func() error { return s.CommitPoll("a", Commit{}) },
-		"Pending":    func() error { _, err := s.Pending("a", "x", 0, 1); return err },
-		"Delivered":  func() error { return s.Delivered("a", "x", 1) },
-		"Reschedule": func() error { return s.Reschedule(Item{Account: "a", Webhook: "x", Seq: 1}) },
-		"DeadLetter": func() error { return s.DeadLetter(Item{Account: "a", Webhook: "x", Seq: 1}, "r", t0) },
-		"Dead":       func() error { _, err := s.Dead(""); return err },
-		"RetryDead":  func() error { _, err := s.RetryDead("", nil); return err },
-		"DropDead":   func() error { _, err := s.DropDead("", nil); return err },
-		"Counts":     func() error { _, _, err := s.Counts("a"); return err },
-		"Accounts":   func() error { _, err := s.Accounts(); return err },
-		"Webhooks":   func() error { _, err := s.Webhooks("a"); return err },
+		"Ping":        s.Ping,
+		"State":       func() error { _, err := s.State("a"); return err },
+		"Seen":        func() error { _, err := s.Seen("a", 0, 10); return err },
+		"CommitPoll":  func() error { return s.CommitPoll("a", Commit{}) },
+		"Pending":     func() error { _, err := s.Pending("a", "x", 0, 1); return err },
+		"Delivered":   func() error { return s.Delivered("a", "x", 1) },
+		"Reschedule":  func() error { return s.Reschedule(Item{Account: "a", Webhook: "x", Seq: 1}) },
+		"DeadLetter":  func() error { return s.DeadLetter("r", t0, Item{Account: "a", Webhook: "x", Seq: 1}) },
+		"Dead":        func() error { _, err := s.Dead(""); return err },
+		"RetryDead":   func() error { _, err := s.RetryDead("", nil, anyWebhook); return err },
+		"DropDead":    func() error { _, err := s.DropDead("", nil); return err },
+		"Counts":      func() error { _, _, err := s.Counts("a"); return err },
+		"Accounts":    func() error { _, err := s.Accounts(); return err },
+		"QueueCounts": func() error { _, err := s.QueueCounts("a"); return err },
+		"Due": func() error {
+			_, _, err := s.Due("a", "x", t0, 1, nil)
+			return err
+		},
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, ErrClosed) {
@@ -782,13 +843,9 @@ func TestCountsLargeOutbox(t *testing.T) {
 	s := openTest(t)
 	fill(t, s, 0, 5000) // many pages: Counts must not read only the first
 	items := pending(t, s, "a", "1")
-	if err := s.DeliveredMany("a", "1", seqs(items[:1234])); err != nil {
+	deliverAll(t, s, items[:1234])
+	if err := s.DeadLetter("test", t0, items[1234:1300]...); err != nil {
 		t.Fatal(err)
-	}
-	for _, it := range items[1234:1300] {
-		if err := s.DeadLetter(it, "test", t0); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if p, d, err := s.Counts("a"); err != nil || p != 5000-1300 || d != 66 {
 		t.Errorf("Counts = %d, %d, %v; want %d, 66", p, d, err, 5000-1300)
@@ -806,7 +863,7 @@ func TestCorruptRecord(t *testing.T) {
 	_ = s.Close()
 	writeRaw(t, path, func(tx *bolt.Tx) error {
 		q := tx.Bucket(bucketAccounts).Bucket([]byte("a")).Bucket(bucketOutbox).Bucket([]byte("x"))
-		return q.Put(u64(items[1].Seq), []byte{recordV1, 0xff})
+		return q.Put(u64(items[1].Seq), []byte{recordAttempt, 0xff})
 	})
 	s = mustOpen(t, path, Options{})
 	if _, err := s.Pending("a", "x", 0, 0); !errors.Is(err, ErrCorrupt) {
@@ -815,15 +872,24 @@ func TestCorruptRecord(t *testing.T) {
 	if got, err := s.Pending("a", "x", 0, 1); err != nil || len(got) != 1 {
 		t.Errorf("Pending before the corrupt record = %d items, %v", len(got), err)
 	}
-	if err := s.Reschedule(items[1]); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("Reschedule of a corrupt record = %v, want ErrCorrupt", err)
+	if _, _, err := s.Due("a", "x", t0.Add(time.Hour), 10, nil); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Due over a corrupt record = %v, want ErrCorrupt", err)
 	}
-	// Delivered does not decode, so a corrupt record can still be removed.
-	if err := s.Delivered("a", "x", items[1].Seq); err != nil {
+	for name, err := range map[string]error{
+		"Reschedule": s.Reschedule(items[1]),
+		"Delivered":  s.Delivered("a", "x", items[1].Seq),
+		"DeadLetter": s.DeadLetter("r", t0, items[1]),
+	} {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s of a corrupt record = %v, want ErrCorrupt", name, err)
+		}
+	}
+	// Nothing else was touched by the refused writes.
+	if p, d, err := s.Counts("a"); p != 2 || d != 0 || err != nil {
+		t.Errorf("Counts = %d, %d, %v; want 2, 0", p, d, err)
+	}
+	if err := s.Delivered("a", "x", items[0].Seq); err != nil {
 		t.Fatal(err)
-	}
-	if got := pending(t, s, "a", "x"); len(got) != 1 {
-		t.Errorf("%d items left, want 1", len(got))
 	}
 
 	// Keys that are not 8 bytes are reported, not a panic.
@@ -833,7 +899,7 @@ func TestCorruptRecord(t *testing.T) {
 		if err := acct.Bucket(bucketSeen).Put([]byte{0, 0, 1}, nil); err != nil {
 			return err
 		}
-		return acct.Bucket(bucketOutbox).Bucket([]byte("x")).Put([]byte{0, 0, 1}, encodeItem(&items[0]))
+		return acct.Bucket(bucketOutbox).Bucket([]byte("x")).Put([]byte{0, 0, 1}, encodeAttempt(&items[0]))
 	})
 	s = mustOpen(t, path, Options{})
 	if _, err := s.Seen("a", 0, 1<<50); !errors.Is(err, ErrCorrupt) {

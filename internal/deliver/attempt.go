@@ -1,0 +1,147 @@
+package deliver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+)
+
+// removeChunk is how many pending events of a removed webhook one
+// transaction dead-letters, so memory stays bounded for a long queue.
+const removeChunk = 1000
+
+// record stores the outcome of an attempt made at now (sendErr nil: a
+// success) in one transaction, then counts, logs and alerts. The store
+// write comes first: the scheduler hands out the order's next event, or
+// this one again, only after it.
+func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time) result {
+	it := w.item
+	if sendErr == nil {
+		if err := d.st.Delivered(it.Account, it.Webhook, it.Seq); err != nil {
+			// The event stays in the outbox and is sent again: a
+			// duplicate, never a loss.
+			w.log.Error("cannot mark the event delivered; it will be sent again", "event_id", it.Event.ID, "error", err)
+			return result{w: w, kind: storeFailed}
+		}
+		w.series.ok.Inc()
+		w.series.latency.Observe(d.opts.Now().Sub(it.DetectedAt).Seconds())
+		return result{w: w, kind: finished}
+	}
+	reason := decide(w.wh, &it, res, sendErr, now, d.opts.Backoff)
+	if reason == "" {
+		if err := d.st.Reschedule(it); err != nil {
+			return d.storeError(w, err)
+		}
+		w.series.retry.Inc()
+		w.log.Warn("delivery failed, will retry", "event_id", it.Event.ID, "attempt", it.Attempts,
+			"status", res.Status, "error", sendErr, "next_attempt", it.NextAttempt)
+		return result{w: w, kind: finished}
+	}
+	if err := d.st.DeadLetter(reason, now, it); err != nil {
+		return d.storeError(w, err)
+	}
+	it.DeadAt, it.DeadReason = now, reason
+	w.series.dead.Inc()
+	w.log.Error("event dead-lettered", "event_id", it.Event.ID, "reason", reason,
+		"attempts", it.Attempts, "status", it.LastStatus, "error", it.LastError)
+	d.alert(it)
+	return result{w: w, kind: finished}
+}
+
+// storeError handles a failed outcome write: an item that left the outbox
+// meanwhile (an operator dropped or dead-lettered it) is done with; any
+// other error leaves the item as it was, due again after storeRetry.
+func (d *Dispatcher) storeError(w *work, err error) result {
+	if errors.Is(err, store.ErrNotFound) {
+		w.log.Info("event left the outbox while being delivered", "event_id", w.item.Event.ID)
+		return result{w: w, kind: finished}
+	}
+	w.log.Error("cannot store the attempt's outcome; the event will be sent again", "event_id", w.item.Event.ID, "error", err)
+	return result{w: w, kind: storeFailed}
+}
+
+// decide updates it's attempt bookkeeping after a failed attempt at now and
+// returns the dead-letter reason, or "" with it.NextAttempt set. The wait
+// is max(backoff with jitter, Retry-After), and no attempt is ever
+// scheduled after first attempt + max_age: a backoff that would go past it
+// is cut to that instant (one last attempt), and a Retry-After asking to
+// wait past it dead-letters the event at once.
+func decide(wh config.Webhook, it *store.Item, res Result, sendErr error, now time.Time, backoff func(int) time.Duration) (reason string) {
+	if it.FirstAttempt.IsZero() {
+		it.FirstAttempt = now
+	}
+	it.Attempts++
+	it.LastStatus = res.Status
+	it.LastError = sendErr.Error()
+	switch {
+	case res.Status == http.StatusGone:
+		return ReasonGone
+	case wh.Retry.MaxAttempts > 0 && it.Attempts >= wh.Retry.MaxAttempts:
+		return ReasonMaxAttempts
+	}
+	next := now.Add(max(jitter(backoff(it.Attempts)), res.RetryAfter))
+	if wh.Retry.MaxAge > 0 {
+		end := it.FirstAttempt.Add(wh.Retry.MaxAge)
+		switch {
+		case !now.Before(end):
+			return ReasonMaxAge
+		case now.Add(res.RetryAfter).After(end):
+			it.LastError += fmt.Sprintf(" (Retry-After %s: past max_age %s)", res.RetryAfter, wh.Retry.MaxAge)
+			return ReasonMaxAge
+		case next.After(end):
+			next = end
+		}
+	}
+	it.NextAttempt = next
+	return ""
+}
+
+// removeChunk dead-letters up to removeChunk pending events of a webhook
+// that left the config, in one transaction, and alerts about each.
+func (d *Dispatcher) removeChunk(w *work) result {
+	items, err := d.st.Pending(w.key.account, w.key.webhook, 0, removeChunk)
+	if err != nil {
+		w.log.Error("cannot read the removed webhook's queue; retrying", "error", err)
+		return result{w: w, kind: storeFailed}
+	}
+	if len(items) == 0 {
+		return result{w: w, kind: finished}
+	}
+	now := d.opts.Now()
+	if err := d.st.DeadLetter(ReasonRemoved, now, items...); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return result{w: w, kind: finished, more: true} // something moved meanwhile: read again
+		}
+		w.log.Error("cannot dead-letter the removed webhook's events; retrying", "error", err)
+		return result{w: w, kind: storeFailed}
+	}
+	w.log.Warn("webhook removed from the config; its pending events were dead-lettered",
+		"count", len(items), "reason", ReasonRemoved)
+	for _, it := range items {
+		it.DeadAt, it.DeadReason = now, ReasonRemoved
+		d.alert(it)
+	}
+	return result{w: w, kind: finished, more: len(items) == removeChunk}
+}
+
+// gauges sets the account's outbox and dead-letter gauges from the
+// counters; the loop calls it right after outcomes changed them.
+func (d *Dispatcher) gauges(account string) {
+	pending, dead, err := d.st.Counts(account)
+	if err != nil {
+		d.log.Warn("cannot read the outbox counters", "account", account, "error", err)
+		return
+	}
+	d.m.OutboxPending.WithLabelValues(account).Set(float64(pending))
+	d.m.DeadLetters.WithLabelValues(account).Set(float64(dead))
+}
+
+func (d *Dispatcher) alert(it store.Item) {
+	if d.opts.Alerter != nil {
+		d.opts.Alerter.DeadLetter(d.baseCtx, it)
+	}
+}

@@ -1,0 +1,12 @@
+// Delivery scheduling: the retry schedule lives in the store (its due
+// index), not in memory. The Dispatcher's one loop goroutine asks the
+// scheduler what is due; each attempt runs in a goroutine of its own and
+// writes its outcome in one transaction. An event waiting for a retry is
+// only a key in the store: it takes no memory and no slot, and a failing
+// order holds back only its own later events. Memory is bounded by
+// O(queues) small structs (one per configured webhook of each account:
+// settings, what is in flight, the time its earliest item is due) plus
+// O(attempts in flight), each holding one event; attempts in flight are at
+// most each webhook's concurrency and Options.MaxInFlight over all of
+// them. Idle accounts cost no goroutine and no work until notified.
+package deliver

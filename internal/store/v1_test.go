@@ -1,0 +1,98 @@
+package store
+
+import (
+	"encoding/binary"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// encodeV1 is the schema-1 item encoder, kept for writing schema-1 files
+// in migration tests (the binary only ever decodes them now).
+func encodeV1(it *Item) []byte {
+	ev := &it.Event
+	b := []byte{recordV1}
+	b = appendString(b, ev.ID)
+	b = appendString(b, string(ev.Type))
+	b = appendString(b, ev.Account)
+	b = binary.AppendVarint(b, ev.Change.HistoryID)
+	b = appendString(b, ev.Change.Field)
+	b = appendString(b, ev.Change.OldValue)
+	b = appendString(b, ev.Change.NewValue)
+	b = appendString(b, ev.Change.Source)
+	b = appendString(b, ev.Change.CreatedAt)
+	b = binary.AppendUvarint(b, uint64(len(ev.Order)))
+	b = append(b, ev.Order...)
+	b = appendBool(b, ev.OrderMissing)
+	b = binary.AppendVarint(b, it.OrderID)
+	b = appendTime(b, it.DetectedAt)
+	b = binary.AppendVarint(b, int64(it.Attempts))
+	b = appendTime(b, it.FirstAttempt)
+	b = appendTime(b, it.NextAttempt)
+	b = binary.AppendVarint(b, int64(it.LastStatus))
+	b = appendString(b, it.LastError)
+	b = appendTime(b, it.DeadAt)
+	return appendString(b, it.DeadReason)
+}
+
+// v1Put is one schema-1 item to write: in dead/ when dead, else in outbox/.
+type v1Put struct {
+	it   Item // Account, Webhook and Seq name its place
+	dead bool
+}
+
+// writeV1 writes a schema-1 file at path, the way the schema-1 code laid it
+// out: meta/schema_version 1, accounts/<a>/{state,seen,outbox,dead}, items
+// under their Seq and the account sequence at the highest Seq.
+func writeV1(t testing.TB, path string, puts []v1Put) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keySchema, u64(1)); err != nil {
+			return err
+		}
+		root, err := tx.CreateBucketIfNotExists(bucketAccounts)
+		if err != nil {
+			return err
+		}
+		for _, p := range puts {
+			acct, err := root.CreateBucketIfNotExists([]byte(p.it.Account))
+			if err != nil {
+				return err
+			}
+			for _, n := range [][]byte{bucketState, bucketSeen, bucketOutbox, bucketDead} {
+				if _, err := acct.CreateBucketIfNotExists(n); err != nil {
+					return err
+				}
+			}
+			kind := bucketOutbox
+			if p.dead {
+				kind = bucketDead
+			}
+			q, err := acct.Bucket(kind).CreateBucketIfNotExists([]byte(p.it.Webhook))
+			if err != nil {
+				return err
+			}
+			if err := q.Put(u64(p.it.Seq), encodeV1(&p.it)); err != nil {
+				return err
+			}
+			if p.it.Seq > acct.Sequence() {
+				if err := acct.SetSequence(p.it.Seq); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
