@@ -8,6 +8,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -135,6 +136,36 @@ func configured(cfg *config.Config) func(account, webhook string) bool {
 		a, ok := cfg.Account(account)
 		return ok && slices.ContainsFunc(a.Webhooks, func(w config.Webhook) bool { return w.Name == webhook })
 	}
+}
+
+// maxReplayBody bounds a replay request: 100 events with their orders.
+const maxReplayBody = 64 << 20
+
+// replayRequest is the body of POST /replay.
+type replayRequest struct {
+	Account  string           `json:"account"`
+	Webhooks []string         `json:"webhooks"`
+	Events   []store.NewEvent `json:"events"`
+}
+
+// replayResponse is the answer to POST /replay.
+type replayResponse struct {
+	Queued int `json:"queued"`
+}
+
+// replay checks that the account and webhooks are configured and queues
+// the events again.
+func replay(st *store.Store, cfg *config.Config, req replayRequest) error {
+	isConfigured := configured(cfg)
+	if len(req.Webhooks) == 0 {
+		return fmt.Errorf("%w: replay for account %s names no webhook", store.ErrNotConfigured, req.Account)
+	}
+	for _, w := range req.Webhooks {
+		if !isConfigured(req.Account, w) {
+			return fmt.Errorf("%w: webhook %q of account %s", store.ErrNotConfigured, w, req.Account)
+		}
+	}
+	return st.Replay(req.Account, req.Webhooks, req.Events, time.Now())
 }
 
 // accountsOf lists the distinct accounts of items, in order of appearance.

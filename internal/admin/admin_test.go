@@ -297,3 +297,41 @@ func TestListen(t *testing.T) {
 		t.Error("listen over a regular file succeeded")
 	}
 }
+
+// Replay queues events again, even ones already delivered or dead, over
+// the socket (waking delivery) and over the file; a webhook the config does
+// not have is refused and nothing is queued.
+func TestReplay(t *testing.T) {
+	for _, mode := range []string{"socket", "file"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			var n *notified
+			if mode == "socket" {
+				n = f.serve(t)
+			}
+			ctx := context.Background()
+			evs := []store.NewEvent{{
+				Event: event.Event{ID: "ghana-10", Type: event.StatusChanged, Account: "ghana",
+					Change: event.Change{HistoryID: 10, Field: "status"}, Order: []byte(`{"id":10}`)},
+				OrderID: 10, DetectedAt: time.Now(),
+			}}
+			if _, err := Replay(ctx, f.cfg, "ghana", []string{"old"}, evs); !errors.Is(err, store.ErrNotConfigured) {
+				t.Errorf("replay to a removed webhook: %v, want ErrNotConfigured", err)
+			}
+			queued, err := Replay(ctx, f.cfg, "ghana", []string{"1"}, evs)
+			if err != nil || queued != 1 {
+				t.Fatalf("Replay = %d, %v", queued, err)
+			}
+			sts, err := Status(ctx, f.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g := sts[0]; g.Queues[0].Pending != 2 || g.Queues[0].Dead != 2 {
+				t.Errorf("ghana queue %+v after replaying ghana-10 (dead), want 2 pending", g.Queues[0])
+			}
+			if n != nil && !slices.Contains(n.get(), "ghana") {
+				t.Errorf("notified %v, want ghana", n.get())
+			}
+		})
+	}
+}

@@ -79,6 +79,20 @@ func DLQDrop(ctx context.Context, cfg *config.Config, account string, ids []stri
 	return out.Dropped, err
 }
 
+// Replay puts events in the outbox of the account's webhooks again (see
+// store.Replay): through the running daemon, which starts delivering them
+// at once, or into the state file. Every webhook must be configured
+// (store.ErrNotConfigured otherwise). Returns how many events were queued.
+func Replay(ctx context.Context, cfg *config.Config, account string, webhooks []string, events []store.NewEvent) (int, error) {
+	req := replayRequest{Account: account, Webhooks: webhooks, Events: events}
+	var out replayResponse
+	err := do(ctx, cfg, http.MethodPost, "/replay", req, &out, false, func(st *store.Store) error {
+		out.Queued = len(events)
+		return replay(st, cfg, req)
+	})
+	return out.Queued, err
+}
+
 // do asks the daemon over its socket; when nothing listens there it runs
 // local against the state file instead. A read-only local call gets a nil
 // store when the file does not exist yet (nothing polled, nothing dead).

@@ -45,6 +45,7 @@ func NewServer(st *store.Store, cfg *config.Config, hooks Hooks, log *slog.Logge
 	mux.HandleFunc("GET /dlq", s.handleDLQList)
 	mux.HandleFunc("POST /dlq/retry", s.handleDLQRetry)
 	mux.HandleFunc("POST /dlq/drop", s.handleDLQDrop)
+	mux.HandleFunc("POST /replay", s.handleReplay)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -187,8 +188,27 @@ func (s *Server) handleDLQDrop(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, dropResponse{Dropped: n}, err)
 }
 
+func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
+	var req replayRequest
+	if !s.decodeUpTo(w, r, &req, maxReplayBody) {
+		return
+	}
+	err := replay(s.st, s.cfg.Load(), req)
+	if err == nil {
+		s.log.Info("events replayed", "account", req.Account, "webhooks", req.Webhooks, "count", len(req.Events))
+		if s.hooks.Notify != nil {
+			s.hooks.Notify(req.Account)
+		}
+	}
+	s.reply(w, replayResponse{Queued: len(req.Events)}, err)
+}
+
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
+	return s.decodeUpTo(w, r, v, 1<<20)
+}
+
+func (s *Server) decodeUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit)).Decode(v); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorResponse{Error: "admin: bad request: " + err.Error()})
 		return false
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 )
 
 func (h *harness) sweep() SweepResult {
@@ -159,5 +160,61 @@ func TestSweepRules(t *testing.T) {
 	}
 	if res := h.sweep(); res.Checked != 0 || res.Recovered != 0 {
 		t.Errorf("sweep after the poll %+v, want nothing", res)
+	}
+}
+
+// Replay hands every transition the rules select within the window, with
+// its order, in chunks of at most 100, whatever was emitted before.
+func TestReplay(t *testing.T) {
+	h := newHarness(t, harnessOptions{seed: 206})
+	h.crm.RandomWalk(rand.New(rand.NewPCG(206, 1)), 20, 50) // before the window
+	h.clock.Advance(time.Hour)
+	from := h.clock.Now()
+	h.crm.RandomWalk(rand.New(rand.NewPCG(206, 2)), 20, 600)
+	h.clock.Advance(time.Hour)
+	to := h.clock.Now().Add(-time.Minute)
+	h.crm.RandomWalk(rand.New(rand.NewPCG(206, 3)), 20, 50) // after it
+	h.drain()                                               // emitted once already
+
+	qualifying := expected(h.cfg, h.crm.Transitions())
+	want := map[int64]bool{}
+	for _, tr := range h.crm.Transitions() {
+		if _, ok := qualifying[tr.HistoryID]; ok && !tr.At.Before(from) && !tr.At.After(to) {
+			want[tr.HistoryID] = true
+		}
+	}
+	var got []store.NewEvent
+	chunks := 0
+	res, err := h.p.Replay(context.Background(), from, to, func(evs []store.NewEvent) error {
+		if len(evs) == 0 || len(evs) > 100 {
+			t.Errorf("chunk of %d events", len(evs))
+		}
+		chunks++
+		got = append(got, evs...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) <= 100 || res.Events != len(got) || chunks < 2 {
+		t.Fatalf("%d events in %d chunks (result %+v) for %d expected: the window is too small to test chunking", len(got), chunks, res, len(want))
+	}
+	prev := int64(0)
+	for _, ne := range got {
+		id := ne.Event.Change.HistoryID
+		if !want[id] {
+			t.Errorf("replayed %s, not in the window's transitions", ne.Event.ID)
+		}
+		delete(want, id)
+		if id <= prev {
+			t.Errorf("replay out of history order: %d after %d", id, prev)
+		}
+		prev = id
+		if len(ne.Event.Order) == 0 || ne.OrderID <= 0 {
+			t.Errorf("%s without its order", ne.Event.ID)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("%d transitions of the window not replayed", len(want))
 	}
 }

@@ -296,15 +296,19 @@ func (p *Poller) prune(windowStart int64, now time.Time) store.Prune {
 	return pr
 }
 
-// orders turns the pending candidates into events with their full orders,
-// fetched in one request.
+// orders turns the pending candidates into events with their full orders.
 func (t *tick) orders(ctx context.Context) ([]store.NewEvent, error) {
-	if len(t.pending) == 0 {
+	return t.p.withOrders(ctx, t.pending)
+}
+
+// withOrders turns candidates (at most 100) into events with their full
+// orders, fetched in one request.
+func (p *Poller) withOrders(ctx context.Context, cands []detect.Candidate) ([]store.NewEvent, error) {
+	if len(cands) == 0 {
 		return nil, nil
 	}
-	p := t.p
-	ids := make([]int64, 0, len(t.pending))
-	for _, c := range t.pending {
+	ids := make([]int64, 0, len(cands))
+	for _, c := range cands {
 		ids = append(ids, c.OrderID)
 	}
 	slices.Sort(ids)
@@ -317,8 +321,8 @@ func (t *tick) orders(ctx context.Context) ([]store.NewEvent, error) {
 	for _, o := range got {
 		byID[o.ID] = o
 	}
-	events := make([]store.NewEvent, 0, len(t.pending))
-	for _, c := range t.pending {
+	events := make([]store.NewEvent, 0, len(cands))
+	for _, c := range cands {
 		o, ok := byID[c.OrderID]
 		events = append(events, p.newEvent(c, o.Raw, ok && len(o.Raw) > 0))
 	}

@@ -187,6 +187,7 @@ type HistoryFilter struct {
 	SinceID   int64     // filter[sinceId], exclusive; 0 omits it
 	OrderID   int64     // filter[orderId]: one order's entries; 0 omits it
 	StartDate time.Time // filter[startDate], "Y-m-d H:i:s" in Location; zero omits it
+	EndDate   time.Time // filter[endDate], likewise; the API's second includes the whole second
 	Location  *time.Location
 	Limit     int // default PageLimit
 	Page      int // 0 omits it
@@ -231,6 +232,9 @@ func (c *Client) History(ctx context.Context, f HistoryFilter) (HistoryPage, err
 	}
 	if !f.StartDate.IsZero() {
 		q.Set("filter[startDate]", apiTime(f.StartDate, f.Location))
+	}
+	if !f.EndDate.IsZero() {
+		q.Set("filter[endDate]", apiTime(f.EndDate, f.Location))
 	}
 	q.Set("limit", strconv.Itoa(cmp.Or(max(f.Limit, 0), PageLimit)))
 	if f.Page > 0 {

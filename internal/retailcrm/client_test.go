@@ -940,6 +940,9 @@ func TestListQueries(t *testing.T) {
 	if _, err := c.History(context.Background(), HistoryFilter{OrderID: 42, StartDate: at, Location: lagos}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.History(context.Background(), HistoryFilter{StartDate: at, EndDate: at.Add(time.Hour), Location: lagos}); err != nil {
+		t.Fatal(err)
+	}
 	reqs := f.requests()
 	want := []struct {
 		path string
@@ -949,6 +952,7 @@ func TestListQueries(t *testing.T) {
 			"filter[statusUpdatedAtFrom]": {"2026-11-23 10:30:05"}, "filter[sites][]": {"s1", "s2"}, "limit": {"50"}, "page": {"3"}}},
 		{"/acme/api/v5/orders", url.Values{"limit": {"100"}, "page": {"1"}}},
 		{"/acme/api/v5/orders/history", url.Values{"filter[orderId]": {"42"}, "filter[startDate]": {"2026-11-23 10:30:05"}, "limit": {"100"}}},
+		{"/acme/api/v5/orders/history", url.Values{"filter[startDate]": {"2026-11-23 10:30:05"}, "filter[endDate]": {"2026-11-23 11:30:05"}, "limit": {"100"}}},
 	}
 	for i, w := range want {
 		checkRequest(t, reqs[i], w.path)

@@ -166,3 +166,24 @@ func TestMigrateStartID(t *testing.T) {
 		t.Error("no order mark for a migrated account's new event")
 	}
 }
+
+// Replay queues events whatever the seen set says and records them seen.
+func TestReplayEvents(t *testing.T) {
+	s := openTest(t)
+	commit(t, s, "a", Commit{Events: newEvents("a", 5, 7), Webhooks: []string{"1", "2"}, Cursor: 10, At: t0})
+	if err := s.Replay("a", []string{"2"}, newEvents("a", 5, 12), t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(pending(t, s, "a", "2")); got != 4 {
+		t.Errorf("webhook 2 holds %d items, want 4 (5 and 7, then 5 and 12 again)", got)
+	}
+	if got := len(pending(t, s, "a", "1")); got != 2 {
+		t.Errorf("webhook 1 holds %d items, want 2: the replay was for webhook 2 only", got)
+	}
+	if seen, _ := s.Seen("a", 11, 12); !seen[12] {
+		t.Error("a replayed id is not recorded as seen")
+	}
+	if err := s.Replay("a", nil, newEvents("a", 13), t0); err == nil {
+		t.Error("replay without webhooks succeeded")
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
+)
+
+const replayArgs = "-config FILE -account A -from TIME -to TIME [-webhook W]"
+
+// cmdReplay sends a past window of an account's transitions again: for a
+// receiver that lost data. It reads the history itself (at half the
+// account's rate_limit, since the daemon shares the key) and hands the
+// events to the running daemon, or to the state file when none runs.
+func cmdReplay(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("replay", replayArgs, stderr)
+	path := fs.String("config", "", "config `file` (YAML)")
+	name := fs.String("account", "", "the `account` whose history is replayed")
+	fromFlag := fs.String("from", "", "start of the window, RFC 3339 (`TIME`, e.g. 2026-11-30T08:00:00Z)")
+	toFlag := fs.String("to", "", "end of the window, RFC 3339 (`TIME`); a window is never open-ended")
+	webhook := fs.String("webhook", "", "only this `webhook` (default: every webhook of the account)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
+		return code
+	}
+	if *name == "" {
+		return usageError(fs, stderr, "-account is required")
+	}
+	from, to, err := replayWindow(*fromFlag, *toFlag, time.Now())
+	if err != nil {
+		return usageError(fs, stderr, "%v", err)
+	}
+	cfg, code, ok := loadConfig(*path, stderr)
+	if !ok {
+		return code
+	}
+	acct, ok := cfg.Account(*name)
+	if !ok {
+		fmt.Fprintf(stderr, "poller replay: no account %q in %s\n", *name, cfg.Path)
+		return exitUsage
+	}
+	var webhooks []string
+	for _, w := range acct.Webhooks {
+		if *webhook == "" || w.Name == *webhook {
+			webhooks = append(webhooks, w.Name)
+		}
+	}
+	if len(webhooks) == 0 {
+		fmt.Fprintf(stderr, "poller replay: account %s has no webhook %q in %s\n", acct.Name, *webhook, cfg.Path)
+		return exitUsage
+	}
+
+	log := logging.New(cfg.Log, stderr).With("account", acct.Name)
+	m := metrics.New()
+	opts := poll.ClientOptions(*acct, m, log, version.UserAgent())
+	opts.RateLimit = max(acct.RateLimit/2, 1)
+	client, err := retailcrm.New(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "poller replay: %v\n", err)
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	fmt.Fprintf(stdout, "replaying %s from %s to %s to webhooks %s\n", acct.Name,
+		from.Format(time.RFC3339), to.Format(time.RFC3339), strings.Join(webhooks, ", "))
+	queued := 0
+	p := poll.New(*acct, client, nil, m, log, nil)
+	res, err := p.Replay(ctx, from, to, func(evs []store.NewEvent) error {
+		actx, cancel := context.WithTimeout(ctx, adminTimeout)
+		defer cancel()
+		n, err := admin.Replay(actx, cfg, acct.Name, webhooks, evs)
+		if err != nil {
+			return err
+		}
+		queued += n
+		for _, ne := range evs {
+			ch := ne.Event.Change
+			fmt.Fprintf(stdout, "queued %s  order %d  %s -> %s  at %s\n", ne.Event.ID, ne.OrderID, dash(ch.OldValue), ch.NewValue, ch.CreatedAt)
+		}
+		return nil
+	})
+	if err != nil {
+		note := ""
+		if errors.Is(err, store.ErrNotConfigured) {
+			note = " (the running daemon's config does not have that webhook: reload it first)"
+		}
+		fmt.Fprintf(stderr, "poller replay: %v%s; %d events queued before it\n", err, note, queued)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "%d events queued from %d history entries", queued, res.Entries)
+	if res.Skipped > 0 {
+		fmt.Fprintf(stdout, " (%d entries without a readable id passed over)", res.Skipped)
+	}
+	fmt.Fprintln(stdout)
+	return exitOK
+}
+
+// replayWindow parses -from and -to: both required (a replay is never
+// open-ended), from before to, to not in the future (what happens from now
+// on, the poll sends).
+func replayWindow(fromText, toText string, now time.Time) (from, to time.Time, err error) {
+	if fromText == "" || toText == "" {
+		return from, to, errors.New("-from and -to are both required: a replay window is never open-ended")
+	}
+	for _, f := range []struct {
+		name, text string
+		t          *time.Time
+	}{{"-from", fromText, &from}, {"-to", toText, &to}} {
+		if *f.t, err = time.Parse(time.RFC3339, f.text); err != nil {
+			return from, to, fmt.Errorf("%s %q is not an RFC 3339 time (e.g. 2026-11-30T08:00:00Z)", f.name, f.text)
+		}
+	}
+	switch {
+	case !from.Before(to):
+		return from, to, fmt.Errorf("-from %s is not before -to %s", fromText, toText)
+	case to.After(now):
+		return from, to, fmt.Errorf("-to %s is in the future: what happens from now on, the poll sends", toText)
+	}
+	return from, to, nil
+}

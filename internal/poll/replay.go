@@ -1,0 +1,83 @@
+package poll
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/detect"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+)
+
+// ReplayResult is what a replay read and found.
+type ReplayResult struct {
+	Entries int // history entries read
+	Events  int // transitions the rules select
+	Skipped int // entries without a readable id (nothing can be said of them)
+}
+
+// Replay reads the account's history created between from and to (both
+// included, to the second, in the account's time zone) and hands the
+// transitions the account's rules select, with their full orders (or the
+// entry's order, flagged orderMissing, when the API no longer returns it),
+// to emit in history order, at most 100 at a time. Whether they were
+// emitted before does not matter: a replay sends them again under their
+// own event ids. It touches no state and logs its progress every 10 s.
+func (p *Poller) Replay(ctx context.Context, from, to time.Time, emit func([]store.NewEvent) error) (ReplayResult, error) {
+	var res ReplayResult
+	start, lastNote := p.now(), p.now()
+	total := 0
+	var cands []detect.Candidate
+	flush := func() error {
+		if len(cands) == 0 {
+			return nil
+		}
+		events, err := p.withOrders(ctx, cands)
+		if err != nil {
+			return err
+		}
+		cands = cands[:0]
+		res.Events += len(events)
+		return emit(events)
+	}
+	f := retailcrm.HistoryFilter{StartDate: from, EndDate: to, Location: p.location(), Limit: pageLimit}
+	err := p.walk(ctx, f, func(page retailcrm.HistoryPage) (int64, error) {
+		if total == 0 {
+			total = page.Pagination.TotalCount
+		}
+		for _, e := range page.History {
+			res.Entries++
+			if e.ID <= 0 {
+				res.Skipped++
+				continue
+			}
+			if v := detect.Detect(p.rules, e); v.Emit {
+				cands = append(cands, v.Candidate)
+			}
+			if len(cands) == pageLimit {
+				if err := flush(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if now := p.now(); now.Sub(lastNote) >= progressEvery {
+			lastNote = now
+			rate := float64(res.Entries) / max(now.Sub(start).Seconds(), 1e-3)
+			args := []any{"entries_read", res.Entries, "events", res.Events + len(cands),
+				"at", page.History[len(page.History)-1].CreatedAt}
+			if left := total - res.Entries; left > 0 && rate > 0 {
+				args = append(args, "entries_left", left, "eta", (time.Duration(float64(left)/rate) * time.Second).String())
+			}
+			p.log.Info("replaying the order history", args...)
+		}
+		return highest(page), nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return res, fmt.Errorf("replay: %w", err)
+	}
+	return res, nil
+}
