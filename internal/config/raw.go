@@ -106,7 +106,7 @@ type rawSettings struct {
 	RateLimit      field[float64]             `yaml:"rate_limit" doc:"API requests per second, 1 to 10 (RetailCRM allows 10 per key). Default 8."`
 	LookBack       field[int]                 `yaml:"look_back" doc:"Most history entries re-read below the cursor per poll, for entries committed late; at least 0. Default 10000."`
 	LookBackTime   field[string]              `yaml:"look_back_time" doc:"How long (of successful polling) a passed history entry stays in the look-back window; at least two schedule intervals. Default: 2m or two intervals, whichever is longer."`
-	PageBudget     field[int]                 `yaml:"page_budget" doc:"History pages (of 100 entries) read per poll, at least 1. Default 50."`
+	PageBudget     field[int]                 `yaml:"page_budget" doc:"History pages (of 100 entries) read between two commits of a long poll's progress, at least 1; a poll itself reads on to the end of the history. Default 50."`
 	Timeout        field[string]              `yaml:"timeout" doc:"Per API request (Go duration). Default 30s."`
 	TimeZone       field[string]              `yaml:"time_zone" doc:"The account's IANA time zone, for date filters. Default UTC."`
 	Reconcile      rawReconcile               `yaml:"reconcile" doc:"Orders sweep that catches transitions the history poll missed."`
