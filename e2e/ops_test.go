@@ -82,7 +82,7 @@ func TestOperations(t *testing.T) {
 		t.Errorf("status while running = %+v, want %d dead and a last poll", st, len(want))
 	}
 
-	// Metrics: every DESIGN.md metric with its labels.
+	// Metrics: every contract metric with its labels.
 	addr := p.httpAddr()
 	eventually(t, 10*time.Second, "the dead-letter gauge", func() bool {
 		_, body := get(t, "http://"+addr+"/metrics")
@@ -95,7 +95,7 @@ func TestOperations(t *testing.T) {
 		return false
 	})
 	_, body := get(t, "http://"+addr+"/metrics")
-	testkit.CheckDesignMetrics(t, body)
+	testkit.CheckContractMetrics(t, body)
 	for _, s := range []string{
 		`poller_deliveries_total{account="ops",result="ok",webhook="ok"}`,
 		`poller_deliveries_total{account="ops",result="dead",webhook="gone"}`,

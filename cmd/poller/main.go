@@ -1,7 +1,7 @@
 // Command poller polls RetailCRM order history and delivers
 // trigger-compatible, signed webhooks for status transitions. See README.md
-// and DESIGN.md for the subcommands; this package only parses flags and wires
-// the internal packages together.
+// and docs/REFERENCE.md for the subcommands; this package only parses
+// flags and wires the internal packages together.
 package main
 
 import "os"

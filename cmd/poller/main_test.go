@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,19 @@ func TestRedactURL(t *testing.T) {
 	for in, want := range tests {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The reference documents every command.
+func TestReferenceDocumentsEveryCommand(t *testing.T) {
+	data, err := os.ReadFile("../../docs/REFERENCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(string(data), "`poller "+c.name) {
+			t.Errorf("docs/REFERENCE.md does not document `poller %s`", c.name)
 		}
 	}
 }

@@ -746,11 +746,9 @@ func TestWebhookRules(t *testing.T) {
 
 // TestExampleDocumentsEveryKey: config.example.yaml mentions every key the
 // decoder accepts (commented-out ones count).
-func TestExampleDocumentsEveryKey(t *testing.T) {
-	data, err := os.ReadFile("../../config.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+// configKeys lists every key the loader accepts, at every level.
+func configKeys(t *testing.T) []string {
+	t.Helper()
 	// unwrap sees through field[T] and lists to the decoded type.
 	unwrap := func(t reflect.Type) reflect.Type {
 		for {
@@ -782,9 +780,31 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	if len(keys) < 40 {
 		t.Fatalf("found only %d keys: %v", len(keys), keys)
 	}
-	for _, k := range keys {
+	return keys
+}
+
+func TestExampleDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range configKeys(t) {
 		if !regexp.MustCompile(`(^|[\s#{,-])` + regexp.QuoteMeta(k) + `:`).Match(data) {
 			t.Errorf("config.example.yaml does not document %q", k)
+		}
+	}
+}
+
+// The reference names every key, as `key` or as a part of a dotted
+// `parent.key`.
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../../docs/REFERENCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range configKeys(t) {
+		if !regexp.MustCompile("[`.]" + regexp.QuoteMeta(k) + "[`.]").Match(data) {
+			t.Errorf("docs/REFERENCE.md does not document the config key %q", k)
 		}
 	}
 }

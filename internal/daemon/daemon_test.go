@@ -310,7 +310,7 @@ func TestRun(t *testing.T) {
 
 	t.Run("metrics", func(t *testing.T) {
 		_, body := get(t, base+"/metrics")
-		testkit.CheckDesignMetrics(t, body)
+		testkit.CheckContractMetrics(t, body)
 	})
 
 	t.Run("admin status over the socket", func(t *testing.T) {

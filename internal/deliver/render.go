@@ -1,5 +1,5 @@
 // Package deliver sends outbox events to webhooks the way a RetailCRM
-// trigger's "HTTP request" action would (DESIGN.md, "Events on the wire"):
+// trigger's "HTTP request" action would (docs/REFERENCE.md, "Requests to the webhooks"):
 // it renders the request for the webhook's format, signs it per the
 // Standard Webhooks spec, sends one attempt at a time (Send), and runs the
 // per-webhook workers (Dispatcher) that keep each order's events in order,

@@ -184,7 +184,7 @@ func TestRenderKeepsParamOrder(t *testing.T) {
 	}
 }
 
-// The default body is the DESIGN.md envelope, the order byte for byte.
+// The default body is the event envelope (docs/REFERENCE.md, "The event"), the order byte for byte.
 func TestRenderEnvelope(t *testing.T) {
 	ev := testEvent("ghana", 7044, 0)
 	r, err := Render(config.Webhook{URL: "http://x/h"}, ev)

@@ -1,6 +1,6 @@
 // Package event defines the event the poller detects in an account's order
 // history and delivers to webhooks. Its JSON form is the default webhook body
-// (DESIGN.md, "Events on the wire"), so field names are part of the contract.
+// (docs/REFERENCE.md, "The event"), so field names are part of the contract.
 package event
 
 import (

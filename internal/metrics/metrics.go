@@ -1,4 +1,4 @@
-// Package metrics defines the poller's Prometheus metrics (DESIGN.md,
+// Package metrics defines the poller's Prometheus metrics (docs/REFERENCE.md,
 // "Metrics"). One Metrics value is created per process and passed to the
 // poll, delivery and daemon packages; tests create their own registry.
 package metrics

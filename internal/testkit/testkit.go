@@ -1,5 +1,5 @@
 // Package testkit holds helpers that the tests of several packages share:
-// the DESIGN.md metric contract and a URL nothing listens on. Only _test.go
+// the metric contract (docs/REFERENCE.md, "Metrics") and a URL nothing listens on. Only _test.go
 // files import it.
 package testkit
 
@@ -15,9 +15,10 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// DesignMetrics are the metric families DESIGN.md names, with their label
+// ContractMetrics are the metric families of the contract that operators and
+// dashboards rely on (docs/REFERENCE.md, "Metrics"), with their label
 // names sorted (histograms without "le").
-var DesignMetrics = map[string][]string{
+var ContractMetrics = map[string][]string{
 	"poller_polls_total":                         {"account", "result"},
 	"poller_api_requests_total":                  {"account", "code", "endpoint"},
 	"poller_events_detected_total":               {"account", "type"},
@@ -40,12 +41,12 @@ func Families(t testing.TB, exposition string) map[string]*dto.MetricFamily {
 	return fams
 }
 
-// CheckDesignMetrics fails t unless the exposition has every DesignMetrics
+// CheckContractMetrics fails t unless the exposition has every ContractMetrics
 // family, each sample carrying exactly the family's label names.
-func CheckDesignMetrics(t testing.TB, exposition string) {
+func CheckContractMetrics(t testing.TB, exposition string) {
 	t.Helper()
 	fams := Families(t, exposition)
-	for name, labels := range DesignMetrics {
+	for name, labels := range ContractMetrics {
 		f, ok := fams[name]
 		if !ok || len(f.Metric) == 0 {
 			t.Errorf("/metrics has no %s", name)
