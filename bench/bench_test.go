@@ -33,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/daemon"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
@@ -140,19 +141,23 @@ func (e *env) config(schedule string, accts []*crmsim.Account) string {
 
 // startDaemon runs the daemon on cfg until the test ends. Logs are
 // formatted as in production (JSON, info), then dropped.
-func (e *env) startDaemon(cfg string) *daemon.Ready {
+func (e *env) startDaemon(yaml string) *daemon.Ready {
 	tb := e.tb
 	tb.Helper()
 	path := filepath.Join(e.dir, "poller.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	readyCh := make(chan *daemon.Ready, 1)
 	done := make(chan error, 1)
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	cfg, err := config.Load(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	go func() {
-		done <- daemon.Run(ctx, daemon.Options{ConfigPath: path, Logger: log, OnReady: func(r *daemon.Ready) { readyCh <- r }})
+		done <- daemon.Run(ctx, cfg, daemon.Options{ConfigPath: path, Logger: log, OnReady: func(r *daemon.Ready) { readyCh <- r }})
 	}()
 	var ready *daemon.Ready
 	select {

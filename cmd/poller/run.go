@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/daemon"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
 func cmdRun(args []string, _, stderr io.Writer) int {
@@ -35,22 +32,11 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	defer stop()
 	reload := forwardHUP(ctx)
 
-	err := daemon.Run(ctx, daemon.Options{
-		ConfigPath: *path,
-		Version:    version.String(),
-		Logger:     log,
-		Reload:     reload,
-	})
-	switch {
-	case err == nil:
-		return exitOK
-	case isConfigError(err):
-		log.Error("invalid config", "error", err)
-		return exitUsage
-	default:
+	if err := daemon.Run(ctx, cfg, daemon.Options{ConfigPath: *path, Logger: log, Reload: reload}); err != nil {
 		log.Error("poller failed", "error", err)
 		return exitFailure
 	}
+	return exitOK
 }
 
 // forwardHUP turns SIGHUPs into reload requests until ctx ends. The channel
@@ -74,11 +60,4 @@ func forwardHUP(ctx context.Context) <-chan struct{} {
 		}
 	}()
 	return reload
-}
-
-// isConfigError reports whether err comes from loading or validating the
-// config (exit code 2) rather than from running (exit code 1).
-func isConfigError(err error) bool {
-	var ce *config.Error
-	return errors.As(err, &ce)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
 // account is one scheduled account.
@@ -26,7 +27,6 @@ type account struct {
 	every    time.Duration // gap between ticks
 	entry    cron.EntryID
 	run      *sync.Mutex // shared by every generation of the account
-	pollCtx  context.Context
 	observed *observed
 }
 
@@ -52,7 +52,7 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 	out := make([]*account, 0, len(accts))
 	for _, ac := range accts {
 		log := d.log.With("account", ac.Name)
-		opts := poll.ClientOptions(ac, d.m, log, d.ua)
+		opts := poll.ClientOptions(ac, d.m, log, version.UserAgent())
 		opts.Transport = d.crm
 		client, err := retailcrm.New(opts)
 		if err != nil {
@@ -63,10 +63,9 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 			return nil, fmt.Errorf("account %s: schedule: %w", ac.Name, err)
 		}
 		a := &account{
-			cfg:     ac,
-			log:     log,
-			poller:  poll.New(ac, client, d.st, d.m, log, d.disp.Notify),
-			pollCtx: d.pollCtx,
+			cfg:    ac,
+			log:    log,
+			poller: poll.New(ac, client, d.st, d.m, log, d.disp.Notify),
 		}
 		a.every = ac.Interval()
 		a.sched = shifted{Schedule: spec, offset: startOffset(ac.Name, a.every)}
@@ -75,11 +74,11 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 	return out, nil
 }
 
-// schedule adds accts to cron. The first tick of each comes after its
-// offset from now. A previous generation of the same account (d.accounts)
+// schedule adds accts to cron; their polls run under polls. The first tick
+// of each comes after its offset from now. A previous generation of the same account (d.accounts)
 // hands over its poll history, minus its backoff; a new account starts
 // from the store.
-func (d *daemon) schedule(accts []*account, now time.Time) {
+func (d *daemon) schedule(polls context.Context, accts []*account, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, a := range accts {
@@ -108,7 +107,7 @@ func (d *daemon) schedule(accts []*account, now time.Time) {
 			d.runLocks[a.cfg.Name] = a.run
 		}
 		first := now.Add(a.sched.offset)
-		a.entry = d.cron.Schedule(&firstAt{Schedule: a.sched, start: first}, cron.FuncJob(a.tick))
+		a.entry = d.cron.Schedule(&firstAt{Schedule: a.sched, start: first}, cron.FuncJob(func() { a.tick(polls) }))
 		d.accounts[a.cfg.Name] = a
 		d.m.PollInterval.WithLabelValues(a.cfg.Name).Set(a.every.Seconds())
 		a.log.Debug("scheduled", "schedule", a.cfg.Schedule, "first_poll", first)
@@ -117,7 +116,7 @@ func (d *daemon) schedule(accts []*account, now time.Time) {
 
 // tick is one cron run of the account: a poll, unless the account is
 // backing off after failures or a previous generation's poll still runs.
-func (a *account) tick() {
+func (a *account) tick(ctx context.Context) {
 	o := a.observed
 	o.mu.Lock()
 	if o.skip > 0 {
@@ -134,7 +133,7 @@ func (a *account) tick() {
 	defer a.run.Unlock()
 
 	start := time.Now()
-	err := a.poller.Poll(a.pollCtx)
+	err := a.poller.Poll(ctx)
 	o.mu.Lock()
 	o.lastPoll = start
 	switch {
@@ -143,7 +142,7 @@ func (a *account) tick() {
 			a.log.Info("polling recovered", "failures", o.failures)
 		}
 		o.lastSuccess, o.lastError, o.blocked, o.failures = time.Now(), "", "", 0
-	case errors.Is(err, context.Canceled) && a.pollCtx.Err() != nil:
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// Shutdown cancelled the poll: not the account's failure.
 	default:
 		o.failures++
@@ -160,14 +159,14 @@ func (a *account) tick() {
 	}
 	o.mu.Unlock()
 	if sweep {
-		a.sweep()
+		a.sweep(ctx)
 	}
 }
 
 // sweep runs the account's orders sweep after a successful poll.
-func (a *account) sweep() {
-	res, err := a.poller.Sweep(a.pollCtx)
-	if err != nil && a.pollCtx.Err() == nil {
+func (a *account) sweep(ctx context.Context) {
+	res, err := a.poller.Sweep(ctx)
+	if err != nil && ctx.Err() == nil {
 		a.log.Warn("orders sweep failed", "error", err)
 	} else if err == nil {
 		a.log.Debug("orders sweep done", "orders", res.Orders, "checked", res.Checked, "recovered", res.Recovered, "requests", res.Requests)

@@ -32,8 +32,7 @@ import (
 
 // Options configure Run.
 type Options struct {
-	ConfigPath string
-	Version    string       // for the User-Agent; "" uses version.String()
+	ConfigPath string       // the file the config came from, read again on each reload
 	Logger     *slog.Logger // nil: built from the config's log section, to stderr
 	Reload     <-chan struct{}
 	OnReady    func(*Ready) // called once everything is up (tests, demo); must not block
@@ -55,18 +54,19 @@ const stopGrace = 2 * time.Second
 
 // daemon is the state of one Run.
 type daemon struct {
-	path   string
-	log    *slog.Logger
-	st     *store.Store
-	m      *metrics.Metrics
-	disp   *deliver.Dispatcher
-	cron   *cron.Cron
-	admin  *admin.Server
-	mailer *alert.Mailer // nil without alerts.email
-	ua     string
-	crm    http.RoundTripper // one connection pool for every account's API client
-
-	pollCtx context.Context // polls run under it; cancelled only after the shutdown bound
+	path       string
+	log        *slog.Logger
+	st         *store.Store
+	m          *metrics.Metrics
+	disp       *deliver.Dispatcher
+	stopDisp   context.CancelFunc // ends delivery's context after Shutdown
+	cron       *cron.Cron
+	httpSrv    *http.Server      // nil without listen
+	admin      *admin.Server     // nil without admin_socket
+	mailer     *alert.Mailer     // nil without alerts.email
+	crm        http.RoundTripper // one connection pool for every account's API client
+	ready      Ready
+	scheduling []*account // prepared at start, scheduled by serve
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -74,15 +74,24 @@ type daemon struct {
 	runLocks map[string]*sync.Mutex // per account name, across reloads: one poll at a time
 }
 
-// Run runs the daemon until ctx ends, then shuts down gracefully and
-// returns nil. Errors are returned for a config that does not load and for
-// failures to start (state file locked, listen address taken).
-func Run(ctx context.Context, opts Options) (err error) {
-	cfg, err := config.Load(opts.ConfigPath)
+// Run runs the daemon with cfg, loaded and validated by the caller from
+// opts.ConfigPath, until ctx ends, then shuts down gracefully and returns
+// nil. Errors are returned for failures to start (state file locked,
+// listen address taken), and nothing is left running then.
+func Run(ctx context.Context, cfg *config.Config, opts Options) error {
+	d, err := start(ctx, cfg, opts)
 	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+		return err
 	}
-	d := &daemon{
+	d.serve(ctx, opts)
+	return nil
+}
+
+// start opens the state file, starts delivery, prepares the accounts'
+// pollers and opens the listeners. When a step fails, the steps before it
+// are undone.
+func start(ctx context.Context, cfg *config.Config, opts Options) (d *daemon, err error) {
+	d = &daemon{
 		path:     opts.ConfigPath,
 		log:      opts.Logger,
 		cfg:      cfg,
@@ -91,17 +100,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 		m:        metrics.New(),
 		crm:      retailcrm.NewTransport(),
 	}
-	ver := opts.Version
-	if ver == "" {
-		ver = version.String()
-	}
-	d.ua = "retailcrm-poller/" + ver
 	if d.log == nil {
 		d.log = logging.New(cfg.Log, os.Stderr)
 	}
-	d.log.Info("starting", "version", ver, "config", cfg.Path, "accounts", len(cfg.Accounts))
-
-	// Undo what was set up if a later step fails.
+	d.log.Info("starting", "version", version.String(), "config", cfg.Path, "accounts", len(cfg.Accounts))
 	var undo []func()
 	defer func() {
 		if err != nil {
@@ -114,32 +116,29 @@ func Run(ctx context.Context, opts Options) (err error) {
 	dbPath := filepath.Join(cfg.StateDir, store.FileName)
 	d.st, err = store.Open(dbPath, store.Options{Timeout: time.Second})
 	if errors.Is(err, store.ErrTimeout) {
-		return fmt.Errorf("daemon: another poller is running with %s: %w", dbPath, err)
+		return nil, fmt.Errorf("daemon: another poller is running with %s: %w", dbPath, err)
 	}
 	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	undo = append(undo, func() { d.st.Close() })
 	d.m.ConfigLastReloadOK.Set(1)
 
-	pollCtx, cancelPolls := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelPolls()
-	d.pollCtx = pollCtx
-
-	dopts := deliver.Options{UserAgent: d.ua}
+	dopts := deliver.Options{UserAgent: version.UserAgent()}
 	if cfg.Alerts.Email != nil {
 		d.mailer = alert.New(*cfg.Alerts.Email, d.log.With("component", "alert"), alert.Options{})
 		dopts.Alerter = d.mailer
 	}
 	d.disp = deliver.New(d.st, d.m, d.log, dopts)
 	d.disp.Update(cfg.Accounts)
-	dispCtx, cancelDisp := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelDisp()
+	dispCtx, stopDisp := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopDisp = stopDisp
 	d.disp.Start(dispCtx)
 	undo = append(undo, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), stopGrace)
 		defer cancel()
 		_ = d.disp.Shutdown(sctx)
+		stopDisp()
 	})
 
 	cl := logging.CronLogger(d.log)
@@ -148,50 +147,59 @@ func Run(ctx context.Context, opts Options) (err error) {
 		cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)),
 		cron.WithLogger(cl),
 	)
-	added, err := d.prepare(cfg.Accounts)
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+	if d.scheduling, err = d.prepare(cfg.Accounts); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	d.schedule(added, time.Now())
-	d.refreshGauges()
 
-	var httpSrv *http.Server
-	ready := &Ready{AdminSocket: cfg.AdminSocket, Store: d.st, Metrics: d.m}
+	d.ready = Ready{AdminSocket: cfg.AdminSocket, Store: d.st, Metrics: d.m}
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
-			return fmt.Errorf("daemon: listen: %w", err)
+			return nil, fmt.Errorf("daemon: listen: %w", err)
 		}
-		ready.HTTPAddr = ln.Addr().String()
-		httpSrv = &http.Server{
+		d.ready.HTTPAddr = ln.Addr().String()
+		d.httpSrv = &http.Server{
 			Handler:           d.httpHandler(),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 		}
 		go func() {
-			if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := d.httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("http server stopped", "error", err)
 			}
 		}()
-		undo = append(undo, func() { httpSrv.Close() })
-		d.log.Info("serving metrics and health", "addr", ready.HTTPAddr)
+		undo = append(undo, func() { d.httpSrv.Close() })
+		d.log.Info("serving metrics and health", "addr", d.ready.HTTPAddr)
 	}
 	if cfg.AdminSocket != "" {
 		d.admin = admin.NewServer(d.st, cfg, admin.Hooks{Notify: d.disp.Notify, Runtime: d.runtime}, d.log)
 		if err := d.admin.Start(cfg.AdminSocket); err != nil {
-			return fmt.Errorf("daemon: %w", err)
+			return nil, fmt.Errorf("daemon: %w", err)
 		}
 	}
+	return d, nil
+}
 
+// serve schedules the accounts and runs until ctx ends, reloading the
+// config on request; then it shuts down. Polls run under a context of
+// their own, cancelled only when the shutdown bound has passed.
+func (d *daemon) serve(ctx context.Context, opts Options) {
+	polls, cancelPolls := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPolls()
+	d.schedule(polls, d.scheduling, time.Now())
+	d.scheduling = nil
+	d.refreshGauges()
 	d.cron.Start()
+
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	bg.Go(func() { d.gaugeLoop(bgCtx) })
 	bg.Go(func() { d.watchdog(bgCtx) })
 	notify(d.log, sdReady)
-	d.log.Info("ready", "accounts", len(cfg.Accounts))
+	d.log.Info("ready", "accounts", len(d.cfg.Accounts))
 	if opts.OnReady != nil {
-		opts.OnReady(ready)
+		ready := d.ready
+		opts.OnReady(&ready)
 	}
 
 	for done := false; !done; {
@@ -199,20 +207,19 @@ func Run(ctx context.Context, opts Options) (err error) {
 		case <-ctx.Done():
 			done = true
 		case <-opts.Reload:
-			d.reload()
+			d.reload(polls)
 		}
 	}
 	stopBackground()
 	bg.Wait()
-	d.shutdown(cancelPolls, cancelDisp, httpSrv)
-	return nil
+	d.shutdown(cancelPolls)
 }
 
 // shutdown stops polling and delivery within the configured bound: cron
 // stops scheduling and running polls get until the bound to commit (then
 // they are cancelled); delivery finishes or abandons its in-flight
 // requests by the same deadline. Then the listeners and the store close.
-func (d *daemon) shutdown(cancelPolls, cancelDisp context.CancelFunc, httpSrv *http.Server) {
+func (d *daemon) shutdown(cancelPolls context.CancelFunc) {
 	notify(d.log, sdStopping)
 	d.mu.Lock()
 	bound := d.cfg.ShutdownTimeout
@@ -226,7 +233,7 @@ func (d *daemon) shutdown(cancelPolls, cancelDisp context.CancelFunc, httpSrv *h
 		if err := d.disp.Shutdown(ctx); err != nil {
 			d.log.Warn("delivery did not finish within the shutdown timeout", "error", err)
 		}
-		cancelDisp()
+		d.stopDisp()
 		if d.mailer != nil {
 			if err := d.mailer.Close(ctx); err != nil {
 				d.log.Warn("dead-letter alerts not all mailed before the shutdown timeout", "error", err)
@@ -249,8 +256,8 @@ func (d *daemon) shutdown(cancelPolls, cancelDisp context.CancelFunc, httpSrv *h
 
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), stopGrace)
 	defer cancelClose()
-	if httpSrv != nil {
-		if err := httpSrv.Shutdown(closeCtx); err != nil {
+	if d.httpSrv != nil {
+		if err := d.httpSrv.Shutdown(closeCtx); err != nil {
 			d.log.Warn("http server shutdown", "error", err)
 		}
 	}

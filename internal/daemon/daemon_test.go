@@ -160,8 +160,12 @@ func (e *env) start() *running {
 	r.cancel = cancel
 	readyCh := make(chan *Ready, 1)
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg, err := config.Load(e.path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	go func() {
-		r.done <- Run(ctx, Options{ConfigPath: e.path, Logger: log, Reload: r.reload, OnReady: func(rd *Ready) { readyCh <- rd }})
+		r.done <- Run(ctx, cfg, Options{ConfigPath: e.path, Logger: log, Reload: r.reload, OnReady: func(rd *Ready) { readyCh <- rd }})
 	}()
 	select {
 	case r.ready = <-readyCh:
@@ -260,7 +264,11 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("second instance refused", func(t *testing.T) {
-		err := Run(context.Background(), Options{ConfigPath: e.path, Logger: slog.New(slog.DiscardHandler)})
+		cfg, err := config.Load(e.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Run(context.Background(), cfg, Options{ConfigPath: e.path, Logger: slog.New(slog.DiscardHandler)})
 		if !errors.Is(err, store.ErrTimeout) || !strings.Contains(err.Error(), "another poller is running") {
 			t.Errorf("second Run: %v", err)
 		}

@@ -163,8 +163,12 @@ func TestLongRun(t *testing.T) {
 	done := make(chan error, 1)
 	// Logs are formatted as in production, then dropped.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- Run(ctx, Options{ConfigPath: path, Logger: log, OnReady: func(r *Ready) { readyCh <- r }})
+		done <- Run(ctx, cfg, Options{ConfigPath: path, Logger: log, OnReady: func(r *Ready) { readyCh <- r }})
 	}()
 	var ready *Ready
 	select {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
@@ -12,7 +13,7 @@ import (
 // load, or an account that cannot be set up, leaves everything as it was.
 // state_dir, listen, admin_socket and the log and alerts sections are read
 // at start only.
-func (d *daemon) reload() {
+func (d *daemon) reload(polls context.Context) {
 	notify(d.log, sdReloading())
 	defer notify(d.log, sdReady)
 	d.mu.Lock()
@@ -53,7 +54,7 @@ func (d *daemon) reload() {
 
 	// Delivery learns the new webhooks before the new pollers can enqueue.
 	d.disp.Update(cfg.Accounts)
-	d.schedule(added, time.Now())
+	d.schedule(polls, added, time.Now())
 	for _, a := range removed {
 		// After a poll still running for it, which would set its series again.
 		go func() {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -167,7 +168,7 @@ func TestScheduleHandover(t *testing.T) {
 	}
 	now := time.Now()
 	first := mk()
-	d.schedule([]*account{first}, now)
+	d.schedule(context.Background(), []*account{first}, now)
 	if first.observed == nil || !first.observed.since.Equal(now) || first.run == nil {
 		t.Fatalf("new account state %+v", first)
 	}
@@ -176,7 +177,7 @@ func TestScheduleHandover(t *testing.T) {
 	first.observed.failures, first.observed.skip = 6, 10
 
 	second := mk()
-	d.schedule([]*account{second}, now.Add(time.Minute))
+	d.schedule(context.Background(), []*account{second}, now.Add(time.Minute))
 	o := second.observed
 	if o.failures != 0 || o.skip != 0 {
 		t.Errorf("backoff carried over: failures %d skip %d", o.failures, o.skip)

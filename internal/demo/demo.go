@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/daemon"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
@@ -138,12 +139,16 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	live := &liveView{out: opts.Out, accts: accts, first: map[string]time.Time{}}
 	rec.OnDelivery = live.show
 
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return Summary{}, fmt.Errorf("demo: %w", err)
+	}
 	runCtx, stopDaemon := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopDaemon()
 	readyc := make(chan *daemon.Ready, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(runCtx, daemon.Options{
+		done <- daemon.Run(runCtx, cfg, daemon.Options{
 			ConfigPath: cfgPath, Logger: opts.Logger,
 			OnReady: func(r *daemon.Ready) { readyc <- r },
 		})
