@@ -54,7 +54,8 @@ func newPoller(tb testing.TB, st *store.Store, acct config.Account) *poll.Poller
 	tb.Helper()
 	m := metrics.New()
 	log := slog.New(slog.DiscardHandler)
-	opts := poll.ClientOptions(acct, m, log, version.UserAgent())
+	opts := retailcrm.AccountOptions(acct)
+	opts.Logger, opts.UserAgent, opts.Observe = log, version.UserAgent(), m.APIObserver(acct.Name)
 	opts.RateLimit = -1
 	client, err := retailcrm.New(opts)
 	if err != nil {

@@ -68,7 +68,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 
 	log := logging.New(cfg.Log, stderr).With("account", acct.Name)
 	m := metrics.New()
-	opts := poll.ClientOptions(*acct, m, log, version.UserAgent())
+	opts := retailcrm.AccountOptions(*acct)
+	opts.Logger, opts.UserAgent = log, version.UserAgent()
 	opts.RateLimit = max(acct.RateLimit/2, 1)
 	client, err := retailcrm.New(opts)
 	if err != nil {

@@ -120,15 +120,9 @@ func Account(ctx context.Context, a config.Account, opts Options) (string, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	c, err := retailcrm.New(retailcrm.Options{
-		BaseURL:    a.URL,
-		APIKey:     a.APIKey.Reveal(),
-		RateLimit:  a.RateLimit,
-		Timeout:    a.Timeout,
-		MaxRetries: 2,
-		Logger:     log.With("account", a.Name),
-		UserAgent:  opts.UserAgent,
-	})
+	co := retailcrm.AccountOptions(a)
+	co.MaxRetries, co.Logger, co.UserAgent = 2, log.With("account", a.Name), opts.UserAgent
+	c, err := retailcrm.New(co)
 	if err != nil {
 		return "", fmt.Errorf("client: %w", err)
 	}

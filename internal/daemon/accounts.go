@@ -52,8 +52,8 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 	out := make([]*account, 0, len(accts))
 	for _, ac := range accts {
 		log := d.log.With("account", ac.Name)
-		opts := poll.ClientOptions(ac, d.m, log, version.UserAgent())
-		opts.Transport = d.crm
+		opts := retailcrm.AccountOptions(ac)
+		opts.Logger, opts.UserAgent, opts.Observe, opts.Transport = log, version.UserAgent(), d.m.APIObserver(ac.Name), d.crm
 		client, err := retailcrm.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", ac.Name, err)

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,69 +30,77 @@ type Metrics struct {
 	PollInterval       *prometheus.GaugeVec     // account: the schedule's interval, so alerts can count missed polls
 	ConfigReloadsTotal *prometheus.CounterVec   // result (ok|error)
 	ConfigLastReloadOK prometheus.Gauge         // 1 if the last reload succeeded
+
+	// perAccount are the vectors with an account label, in the order
+	// they were made: ForgetAccount clears each of them.
+	perAccount []accountVec
+}
+
+// accountVec is a registered vector whose first label is the account.
+type accountVec struct {
+	vec    interface{ DeletePartialMatch(prometheus.Labels) int }
+	labels []string // all its labels, "account" first
 }
 
 // New registers every metric on a fresh registry, with the Go and process
-// collectors.
+// collectors. Each metric is named once, here; the helpers register it and
+// remember the per-account ones.
 func New() *Metrics {
-	r := prometheus.NewRegistry()
-	m := &Metrics{
-		Registry: r,
-		PollsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poller_polls_total", Help: "Polls of an account's order history, by result (ok, error).",
-		}, []string{"account", "result"}),
-		APIRequestsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poller_api_requests_total", Help: "RetailCRM API requests by endpoint and HTTP status code (0: transport error).",
-		}, []string{"account", "endpoint", "code"}),
-		EventsDetected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poller_events_detected_total", Help: "Events written to the outbox, by type.",
-		}, []string{"account", "type"}),
-		DeliveriesTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poller_deliveries_total", Help: "Delivery attempts by result (ok, retry, dead).",
-		}, []string{"account", "webhook", "result"}),
-		OutboxPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "poller_outbox_pending", Help: "Events waiting for delivery (all webhooks).",
-		}, []string{"account"}),
-		DeadLetters: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "poller_dead_letters", Help: "Dead-lettered events (all webhooks).",
-		}, []string{"account"}),
-		CursorHistoryID: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "poller_cursor_history_id", Help: "Highest order history id handled.",
-		}, []string{"account"}),
-		LastPollSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "poller_last_poll_success_timestamp_seconds", Help: "Unix time of the last successful poll.",
-		}, []string{"account"}),
-		DeliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "poller_delivery_latency_seconds",
-			Help:    "Time from detection (outbox commit) to a successful delivery.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600},
-		}, []string{"account"}),
-		HistoryAnomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poller_history_anomalies_total", Help: "Unexpected history input that was logged and skipped, by kind.",
-		}, []string{"account", "kind"}),
-		ReconciledEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poller_reconciled_events_total", Help: "Transitions the orders sweep found that the history poll had missed.",
-		}, []string{"account"}),
-		PollInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "poller_poll_interval_seconds",
-			Help: "Seconds between two scheduled polls of the account's history (for a cron spec, between its next two runs).",
-		}, []string{"account"}),
-		ConfigReloadsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "poller_config_reloads_total", Help: "Config reloads (SIGHUP) by result.",
-		}, []string{"result"}),
-		ConfigLastReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "poller_config_last_reload_successful", Help: "1 if the last config reload succeeded.",
-		}),
-	}
-	r.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.PollsTotal, m.APIRequestsTotal, m.EventsDetected, m.DeliveriesTotal,
-		m.OutboxPending, m.DeadLetters, m.CursorHistoryID, m.LastPollSuccess,
-		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents, m.PollInterval,
-		m.ConfigReloadsTotal, m.ConfigLastReloadOK,
-	)
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	m.PollsTotal = m.counters("poller_polls_total", "Polls of an account's order history, by result (ok, error).", "result")
+	m.APIRequestsTotal = m.counters("poller_api_requests_total", "RetailCRM API requests by endpoint and HTTP status code (0: transport error).", "endpoint", "code")
+	m.EventsDetected = m.counters("poller_events_detected_total", "Events written to the outbox, by type.", "type")
+	m.DeliveriesTotal = m.counters("poller_deliveries_total", "Delivery attempts by result (ok, retry, dead).", "webhook", "result")
+	m.OutboxPending = m.gauges("poller_outbox_pending", "Events waiting for delivery (all webhooks).")
+	m.DeadLetters = m.gauges("poller_dead_letters", "Dead-lettered events (all webhooks).")
+	m.CursorHistoryID = m.gauges("poller_cursor_history_id", "Highest order history id handled.")
+	m.LastPollSuccess = m.gauges("poller_last_poll_success_timestamp_seconds", "Unix time of the last successful poll.")
+	m.DeliveryLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "poller_delivery_latency_seconds",
+		Help:    "Time from detection (outbox commit) to a successful delivery.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600},
+	}, []string{"account"})
+	m.perAccountVec(m.DeliveryLatency, "account")
+	m.HistoryAnomalies = m.counters("poller_history_anomalies_total", "Unexpected history input that was logged and skipped, by kind.", "kind")
+	m.ReconciledEvents = m.counters("poller_reconciled_events_total", "Transitions the orders sweep found that the history poll had missed.")
+	m.PollInterval = m.gauges("poller_poll_interval_seconds",
+		"Seconds between two scheduled polls of the account's history (for a cron spec, between its next two runs).")
+
+	m.ConfigReloadsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "poller_config_reloads_total", Help: "Config reloads (SIGHUP) by result.",
+	}, []string{"result"})
+	m.ConfigLastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "poller_config_last_reload_successful", Help: "1 if the last config reload succeeded.",
+	})
+	m.Registry.MustRegister(m.ConfigReloadsTotal, m.ConfigLastReloadOK)
 	return m
+}
+
+// counters makes and registers a per-account counter vector.
+func (m *Metrics) counters(name, help string, labels ...string) *prometheus.CounterVec {
+	all := append([]string{"account"}, labels...)
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, all)
+	m.perAccountVec(v, all...)
+	return v
+}
+
+// gauges makes and registers a per-account gauge vector.
+func (m *Metrics) gauges(name, help string, labels ...string) *prometheus.GaugeVec {
+	all := append([]string{"account"}, labels...)
+	v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, all)
+	m.perAccountVec(v, all...)
+	return v
+}
+
+// perAccountVec registers v and remembers it for ForgetAccount.
+func (m *Metrics) perAccountVec(v interface {
+	prometheus.Collector
+	DeletePartialMatch(prometheus.Labels) int
+}, labels ...string) {
+	m.Registry.MustRegister(v)
+	m.perAccount = append(m.perAccount, accountVec{vec: v, labels: labels})
 }
 
 // Handler serves the registry in the Prometheus exposition format.
@@ -99,14 +108,18 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
 }
 
-// ForgetAccount removes an account's series after it leaves the config.
+// APIObserver returns the retailcrm.Options.Observe hook of an account:
+// every API answer counted in poller_api_requests_total.
+func (m *Metrics) APIObserver(account string) func(endpoint string, code int) {
+	return func(endpoint string, code int) {
+		m.APIRequestsTotal.WithLabelValues(account, endpoint, strconv.Itoa(code)).Inc()
+	}
+}
+
+// ForgetAccount removes every series of an account after it leaves the
+// config.
 func (m *Metrics) ForgetAccount(account string) {
-	l := prometheus.Labels{"account": account}
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.PollsTotal, m.APIRequestsTotal, m.EventsDetected, m.DeliveriesTotal,
-		m.OutboxPending, m.DeadLetters, m.CursorHistoryID, m.LastPollSuccess,
-		m.DeliveryLatency, m.HistoryAnomalies, m.ReconciledEvents, m.PollInterval,
-	} {
-		v.DeletePartialMatch(l)
+	for _, v := range m.perAccount {
+		v.vec.DeletePartialMatch(prometheus.Labels{"account": account})
 	}
 }

@@ -65,9 +65,11 @@ func testAccount(url string) config.Account {
 	}
 }
 
-// testClientOptions are ClientOptions with retries fast enough for tests.
+// testClientOptions are the account's client options, counted in m, with
+// retries fast enough for tests.
 func testClientOptions(acct config.Account, m *metrics.Metrics, retries int) retailcrm.Options {
-	o := ClientOptions(acct, m, discard(), "poll-test")
+	o := retailcrm.AccountOptions(acct)
+	o.Logger, o.UserAgent, o.Observe = discard(), "poll-test", m.APIObserver(acct.Name)
 	o.MaxRetries = retries
 	o.RetryWait = time.Millisecond
 	o.RetryMaxWait = 5 * time.Millisecond

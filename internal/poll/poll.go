@@ -34,7 +34,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -110,23 +109,6 @@ func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metr
 		notify:   notify,
 		webhooks: webhooks,
 		now:      time.Now,
-	}
-}
-
-// ClientOptions are the client options for acct, so that the daemon, the
-// demo and the tests build clients the same way. Every API response is
-// counted in m.APIRequestsTotal.
-func ClientOptions(acct config.Account, m *metrics.Metrics, log *slog.Logger, userAgent string) retailcrm.Options {
-	return retailcrm.Options{
-		BaseURL:   acct.URL,
-		APIKey:    acct.APIKey.Reveal(),
-		RateLimit: acct.RateLimit,
-		Timeout:   acct.Timeout,
-		Logger:    log,
-		UserAgent: userAgent,
-		Observe: func(endpoint string, code int) {
-			m.APIRequestsTotal.WithLabelValues(acct.Name, endpoint, strconv.Itoa(code)).Inc()
-		},
 	}
 }
 

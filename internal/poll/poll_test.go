@@ -14,7 +14,6 @@ import (
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
@@ -514,20 +513,6 @@ func TestStateStaysSmall(t *testing.T) {
 	}
 	if len(h.outbox()) <= len(seen) {
 		t.Errorf("nothing pruned: %d seen ids for %d events", len(seen), len(h.outbox()))
-	}
-}
-
-func TestClientOptions(t *testing.T) {
-	m := metrics.New()
-	acct := config.Account{Name: "acme", URL: "https://acme.example", APIKey: "k", RateLimit: 7, Timeout: 3 * time.Second}
-	o := ClientOptions(acct, m, discard(), "ua/1")
-	if o.BaseURL != acct.URL || o.APIKey != "k" || o.RateLimit != 7 || o.Timeout != 3*time.Second || o.UserAgent != "ua/1" || o.Logger == nil {
-		t.Fatalf("options %+v", o)
-	}
-	o.Observe("history", 503)
-	o.Observe("history", 503)
-	if got := testutil.ToFloat64(m.APIRequestsTotal.WithLabelValues("acme", "history", "503")); got != 2 {
-		t.Fatalf("api_requests_total = %v, want 2", got)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-resty/resty/v2"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
@@ -168,6 +169,19 @@ func New(opts Options) (*Client, error) {
 		AddRetryHook(c.logRetry).
 		OnBeforeRequest(c.wait)
 	return c, nil
+}
+
+// AccountOptions are the options of a configured account's client: its
+// URL, key, rate limit and timeout. Callers add the rest (logger, user
+// agent, metrics hook, transport), so that the daemon, check and replay
+// build their clients alike.
+func AccountOptions(acct config.Account) Options {
+	return Options{
+		BaseURL:   acct.URL,
+		APIKey:    acct.APIKey.Reveal(),
+		RateLimit: acct.RateLimit,
+		Timeout:   acct.Timeout,
+	}
 }
 
 // NewTransport returns the connection pool clients use: kept-alive
