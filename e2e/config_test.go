@@ -14,14 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
 // secretEnv hands the account's API key and a webhook token to the poller
 // as variables, remembered so that the suite fails wherever one is printed.
 func secretEnv(a *crmsim.Account) (envv []string, token string) {
-	token = "tok-" + strings.TrimPrefix(demo.NewSecret(), "whsec_")
+	token = "tok-" + strings.TrimPrefix(receiver.NewSecret(), "whsec_")
 	remember(token)
 	return []string{"GHANA_KEY=" + a.APIKey(), "HOOK_TOKEN=" + token}, token
 }

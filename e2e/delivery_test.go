@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
@@ -34,17 +33,17 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 	ra.SetStatus(ra.CreateOrder("main", "new"), "approved")
 	raWant := expected(ra, []string{"approved"}, false)
 	var holRequests atomic.Int64
-	e.rec.SetFault(func(r *http.Request, _ int) demo.Fault {
+	e.rec.SetFault(func(r *http.Request, _ int) fault {
 		switch r.URL.Path {
 		case "/hol":
 			holRequests.Add(1)
 			if failing[r.URL.Query().Get("order")] {
-				return demo.Fail500
+				return fail500
 			}
 		case "/ra":
-			return demo.Fail503Year
+			return fail503Year
 		}
-		return demo.NoFault
+		return noFault
 	}, 0)
 	cfg := e.writeConfig("config.yaml", nil,
 		e.acctConfig(hol, map[string]any{"statuses": []string{"approved"}, "webhooks": []any{

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
@@ -269,10 +268,10 @@ func TestReceiverFaults(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 14)
 	a := e.account("shop", crmsim.AccountOptions{})
-	faults := []demo.Fault{demo.NoFault, demo.Fail500, demo.Fail503, demo.Hang, demo.Reset, demo.SlowBody}
-	e.rec.SetFault(func(r *http.Request, attempt int) demo.Fault {
+	faults := []fault{noFault, fail500, fail503, hang, reset, slowBody}
+	e.rec.SetFault(func(r *http.Request, attempt int) fault {
 		if attempt > 1 || !strings.HasPrefix(r.URL.Path, "/faulty") {
-			return demo.NoFault
+			return noFault
 		}
 		h := fnv.New32a()
 		h.Write([]byte(r.Header.Get("webhook-id")))

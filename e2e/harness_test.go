@@ -23,8 +23,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
@@ -119,13 +119,13 @@ type env struct {
 	dir  string
 	sim  *crmsim.Sim
 	crm  *httptest.Server
-	rec  *demo.Receiver
+	rec  *faultyReceiver
 	hook *httptest.Server
 }
 
 func newEnv(t *testing.T, seed int64) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir(), sim: crmsim.New(crmsim.Options{Seed: seed}), rec: demo.NewReceiver()}
+	e := &env{t: t, dir: t.TempDir(), sim: crmsim.New(crmsim.Options{Seed: seed}), rec: newFaultyReceiver()}
 	e.crm = httptest.NewServer(e.sim)
 	t.Cleanup(e.crm.Close)
 	e.hook = httptest.NewServer(e.rec)
@@ -137,7 +137,7 @@ func newEnv(t *testing.T, seed int64) *env {
 func (e *env) account(name string, opts crmsim.AccountOptions) *crmsim.Account {
 	opts.Name = name
 	if opts.APIKey == "" {
-		opts.APIKey = "key-" + strings.TrimPrefix(demo.NewSecret(), "whsec_")
+		opts.APIKey = "key-" + strings.TrimPrefix(receiver.NewSecret(), "whsec_")
 	}
 	remember(opts.APIKey)
 	return e.sim.AddAccount(opts)
@@ -145,7 +145,7 @@ func (e *env) account(name string, opts crmsim.AccountOptions) *crmsim.Account {
 
 // secure makes the receiver check signatures on path and returns the secret.
 func (e *env) secure(path string) string {
-	s := demo.NewSecret()
+	s := receiver.NewSecret()
 	remember(s)
 	if err := e.rec.Secure(path, s); err != nil {
 		e.t.Fatal(err)

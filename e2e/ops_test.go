@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
@@ -30,11 +30,11 @@ func TestOperations(t *testing.T) {
 	a := e.account("ops", crmsim.AccountOptions{})
 	var gone atomic.Bool
 	gone.Store(true)
-	e.rec.SetFault(func(r *http.Request, _ int) demo.Fault {
+	e.rec.SetFault(func(r *http.Request, _ int) fault {
 		if r.URL.Path == "/gone" && gone.Load() {
-			return demo.Gone
+			return fail410
 		}
-		return demo.NoFault
+		return noFault
 	}, 0)
 	cfg := e.writeConfig("config.yaml", nil, e.acctConfig(a, map[string]any{"webhooks": []any{
 		e.webhook("/ok", map[string]any{"name": "ok"}),
@@ -242,11 +242,11 @@ func TestSendTest(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 33)
 	a := e.account("shop", crmsim.AccountOptions{})
-	e.rec.SetFault(func(r *http.Request, _ int) demo.Fault {
+	e.rec.SetFault(func(r *http.Request, _ int) fault {
 		if r.URL.Path == "/fail" {
-			return demo.Fail500
+			return fail500
 		}
-		return demo.NoFault
+		return noFault
 	}, 0)
 	cfg := e.writeConfig("config.yaml", nil, e.acctConfig(a, map[string]any{"webhooks": []any{
 		e.webhook("/hook", map[string]any{"name": "main"}),
@@ -283,16 +283,16 @@ func TestSecretsNotLogged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 34)
 	a := e.account("secretive", crmsim.AccountOptions{})
-	wrong := "wrong-key-" + strings.TrimPrefix(demo.NewSecret(), "whsec_")
+	wrong := "wrong-key-" + strings.TrimPrefix(receiver.NewSecret(), "whsec_")
 	remember(wrong)
-	e.rec.SetFault(func(r *http.Request, attempt int) demo.Fault {
+	e.rec.SetFault(func(r *http.Request, attempt int) fault {
 		switch {
 		case r.URL.Path == "/gone":
-			return demo.Gone
+			return fail410
 		case attempt == 1:
-			return demo.Fail500
+			return fail500
 		}
-		return demo.NoFault
+		return noFault
 	}, 0)
 	cfg := e.writeConfig("config.yaml", map[string]any{"log": map[string]any{"level": "debug", "format": "text"}},
 		e.acctConfig(a, map[string]any{"statuses": targets, "webhooks": []any{e.webhook("/hook", map[string]any{"name": "hook"}), e.webhook("/gone", map[string]any{"name": "gone"})}}),

@@ -19,7 +19,7 @@ import (
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
@@ -65,7 +65,7 @@ func TestExampleReceivers(t *testing.T) {
 	} {
 		t.Run(rc.name, func(t *testing.T) {
 			t.Parallel()
-			secret := demo.NewSecret()
+			secret := receiver.NewSecret()
 			remember(secret)
 			receiverScenario(t, rc.start(t, secret), secret)
 		})
@@ -143,7 +143,7 @@ func receiverScenario(t *testing.T, rp *receiverProc, secret string) {
 			break
 		}
 	}
-	other := demo.NewSecret()
+	other := receiver.NewSecret()
 	attacks := []struct {
 		name   string
 		id     string

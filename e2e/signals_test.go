@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/demo"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
@@ -38,11 +37,11 @@ func TestSIGTERMWithPending(t *testing.T) {
 	}
 	var slow atomic.Bool
 	slow.Store(true)
-	e.rec.SetFault(func(*http.Request, int) demo.Fault {
+	e.rec.SetFault(func(*http.Request, int) fault {
 		if slow.Load() {
-			return demo.Hang
+			return hang
 		}
-		return demo.NoFault
+		return noFault
 	}, 300*time.Millisecond)
 	const bound = 5 * time.Second
 	cfg := e.writeConfig("config.yaml", map[string]any{"shutdown_timeout": bound.String()},

@@ -28,6 +28,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/daemon"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
@@ -120,9 +121,9 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		{name: "kenya", sites: []string{"ke-web"}, format: "form", method: "POST"},
 		{name: "uganda", sites: []string{"ug-web"}, format: "query", method: "GET"},
 	}
-	rec := NewReceiver()
+	rec := receiver.New()
 	for _, a := range accts {
-		a.secret = NewSecret()
+		a.secret = receiver.NewSecret()
 		a.sim = sim.AddAccount(crmsim.AccountOptions{Name: a.name, APIKey: randomKey(), Sites: a.sites})
 		if err := rec.Secure(a.path(), a.secret); err != nil {
 			return Summary{}, fmt.Errorf("demo: %w", err)
@@ -270,7 +271,7 @@ func expected(accts []*demoAccount) map[string]truth {
 	return want
 }
 
-func allReceived(rec *Receiver, want map[string]truth) bool {
+func allReceived(rec *receiver.Receiver, want map[string]truth) bool {
 	got := rec.Counts("")
 	for id := range want {
 		if got[id] == 0 {
@@ -280,7 +281,7 @@ func allReceived(rec *Receiver, want map[string]truth) bool {
 	return true
 }
 
-func summarize(accts []*demoAccount, rec *Receiver, want map[string]truth) Summary {
+func summarize(accts []*demoAccount, rec *receiver.Receiver, want map[string]truth) Summary {
 	s := Summary{Qualifying: len(want)}
 	for _, a := range accts {
 		s.Changes += len(a.sim.Transitions())
@@ -350,7 +351,7 @@ type liveView struct {
 	first map[string]time.Time
 }
 
-func (v *liveView) show(d Delivery) {
+func (v *liveView) show(d receiver.Delivery) {
 	acct, number, oldS, newS := describe(d)
 	sig := "signature ok"
 	if !d.SignatureOK {
@@ -389,7 +390,7 @@ func (v *liveView) account(name string) *demoAccount {
 // describe pulls account, order number and the status change out of a
 // delivery: a JSON event body, or the trigger-style parameters sent as a
 // form or in the query string.
-func describe(d Delivery) (acct, number, oldS, newS string) {
+func describe(d receiver.Delivery) (acct, number, oldS, newS string) {
 	acct = strings.TrimPrefix(d.Path, "/hooks/")
 	var params url.Values
 	switch {
@@ -435,5 +436,5 @@ func orDash(s string) string {
 
 // randomKey returns an API key for a simulated account.
 func randomKey() string {
-	return strings.TrimPrefix(NewSecret(), "whsec_")
+	return strings.TrimPrefix(receiver.NewSecret(), "whsec_")
 }
