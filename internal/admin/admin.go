@@ -9,6 +9,7 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -82,12 +83,13 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 		}
 		out = append(out, s)
 	}
+	var overviews map[string]store.Overview
 	if st != nil {
-		names, err := st.Accounts()
-		if err != nil {
+		var err error
+		if overviews, err = st.Overviews(); err != nil {
 			return nil, err
 		}
-		for _, n := range names {
+		for _, n := range slices.Sorted(maps.Keys(overviews)) {
 			if !configured[n] {
 				out = append(out, AccountStatus{Account: n, Webhooks: []string{}, Queues: []QueueStatus{}})
 			}
@@ -100,24 +102,13 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 			r = rt(s.Account)
 			s.LastPoll, s.LastError, s.Blocked, s.LastSweep = r.LastPoll, r.LastError, r.Blocked, r.LastSweep
 		}
-		if st == nil {
-			continue
-		}
-		state, err := st.State(s.Account)
-		if err != nil {
-			return nil, err
-		}
-		s.Cursor, s.LastSuccess = state.Cursor, state.LastSuccess
+		o := overviews[s.Account]
+		s.Cursor, s.LastSuccess = o.State.Cursor, o.State.LastSuccess
 		if r.LastSuccess.After(s.LastSuccess) {
 			s.LastSuccess = r.LastSuccess
 		}
-		counts, err := st.QueueCounts(s.Account)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range counts {
-			s.Pending += c.Pending
-			s.Dead += c.Dead
+		s.Pending, s.Dead = o.Totals()
+		for _, c := range o.Queues {
 			j := slices.IndexFunc(s.Queues, func(q QueueStatus) bool { return q.Webhook == c.Webhook })
 			if j < 0 {
 				j = len(s.Queues)

@@ -25,8 +25,8 @@ type account struct {
 	poller   *poll.Poller
 	sched    shifted       // the account's ticks, offset included
 	every    time.Duration // gap between ticks
-	entry    cron.EntryID
-	run      *sync.Mutex // shared by every generation of the account
+	slot     *member       // its place in the slots
+	run      *sync.Mutex   // shared by every generation of the account
 	observed *observed
 }
 
@@ -74,8 +74,8 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 	return out, nil
 }
 
-// schedule adds accts to cron; their polls run under polls. The first tick
-// of each comes after its offset from now. A previous generation of the same account (d.accounts)
+// schedule adds accts to the slots; their polls run under polls. The first
+// tick of each comes after its offset from now. A previous generation of the same account (d.accounts)
 // hands over its poll history, minus its backoff; a new account starts
 // from the store.
 func (d *daemon) schedule(polls context.Context, accts []*account, now time.Time) {
@@ -106,15 +106,14 @@ func (d *daemon) schedule(polls context.Context, accts []*account, now time.Time
 			a.run = &sync.Mutex{}
 			d.runLocks[a.cfg.Name] = a.run
 		}
-		first := now.Add(a.sched.offset)
-		a.entry = d.cron.Schedule(&firstAt{Schedule: a.sched, start: first}, cron.FuncJob(func() { a.tick(polls) }))
+		a.slot = d.slots.add(polls, a.cfg.Schedule, a.sched, a.log, a.tick)
 		d.accounts[a.cfg.Name] = a
 		d.m.PollInterval.WithLabelValues(a.cfg.Name).Set(a.every.Seconds())
-		a.log.Debug("scheduled", "schedule", a.cfg.Schedule, "first_poll", first)
+		a.log.Debug("scheduled", "schedule", a.cfg.Schedule, "first_poll", now.Add(a.sched.offset))
 	}
 }
 
-// tick is one cron run of the account: a poll, unless the account is
+// tick is one scheduled run of the account: a poll, unless the account is
 // backing off after failures or a previous generation's poll still runs.
 func (a *account) tick(ctx context.Context) {
 	o := a.observed

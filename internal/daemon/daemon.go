@@ -60,7 +60,7 @@ type daemon struct {
 	m          *metrics.Metrics
 	disp       *deliver.Dispatcher
 	stopDisp   context.CancelFunc // ends delivery's context after Shutdown
-	cron       *cron.Cron
+	slots      *slots
 	httpSrv    *http.Server      // nil without listen
 	admin      *admin.Server     // nil without admin_socket
 	mailer     *alert.Mailer     // nil without alerts.email
@@ -142,11 +142,11 @@ func start(ctx context.Context, cfg *config.Config, opts Options) (d *daemon, er
 	})
 
 	cl := logging.CronLogger(d.log)
-	d.cron = cron.New(
+	d.slots = newSlots(cron.New(
 		cron.WithLocation(time.UTC),
 		cron.WithChain(cron.SkipIfStillRunning(cl), cron.Recover(cl)),
 		cron.WithLogger(cl),
-	)
+	), d.log)
 	if d.scheduling, err = d.prepare(cfg.Accounts); err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
@@ -189,7 +189,7 @@ func (d *daemon) serve(ctx context.Context, opts Options) {
 	d.schedule(polls, d.scheduling, time.Now())
 	d.scheduling = nil
 	d.refreshGauges()
-	d.cron.Start()
+	d.slots.cron.Start()
 
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var bg sync.WaitGroup
@@ -240,17 +240,8 @@ func (d *daemon) shutdown(cancelPolls context.CancelFunc) {
 			}
 		}
 	})
-	pollsDone := d.cron.Stop()
-	select {
-	case <-pollsDone.Done():
-	case <-ctx.Done():
-		d.log.Warn("polls still running at the shutdown timeout; cancelling them")
-		cancelPolls()
-		select {
-		case <-pollsDone.Done():
-		case <-time.After(stopGrace):
-			d.log.Error("polls did not stop after cancellation")
-		}
+	if !d.slots.stop(ctx, cancelPolls, stopGrace) {
+		d.log.Error("polls did not stop after cancellation")
 	}
 	wg.Wait()
 

@@ -218,7 +218,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

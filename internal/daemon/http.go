@@ -54,12 +54,13 @@ func (d *daemon) refreshGauges() {
 	d.mu.Lock()
 	accts := d.cfg.Accounts
 	d.mu.Unlock()
+	overviews, err := d.st.Overviews()
+	if err != nil {
+		d.log.Warn("reading outbox counts", "error", err)
+		return
+	}
 	for _, a := range accts {
-		pending, dead, err := d.st.Counts(a.Name)
-		if err != nil {
-			d.log.Warn("reading outbox counts", "account", a.Name, "error", err)
-			continue
-		}
+		pending, dead := overviews[a.Name].Totals()
 		d.m.OutboxPending.WithLabelValues(a.Name).Set(float64(pending))
 		d.m.DeadLetters.WithLabelValues(a.Name).Set(float64(dead))
 	}

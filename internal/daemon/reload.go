@@ -42,7 +42,7 @@ func (d *daemon) reload(polls context.Context) {
 	for name, a := range d.accounts {
 		_, still := cfg.Account(name)
 		if !still || keep[name] {
-			d.cron.Remove(a.entry)
+			d.slots.remove(a.slot)
 		}
 		if !still {
 			delete(d.accounts, name)

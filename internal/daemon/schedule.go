@@ -42,10 +42,10 @@ func (s shifted) Next(t time.Time) time.Time {
 	return s.Schedule.Next(t.Add(-s.offset)).Add(s.offset)
 }
 
-// firstAt runs the first tick at start rather than a full interval after
-// the account was scheduled, so a restart or reload catches up at once;
-// later ticks follow the schedule. cron asks for Next once per run, the
-// first time when the entry is added (or cron starts).
+// firstAt runs an entry's first tick at start, later ones on the schedule.
+// cron asks for Next once per run, the first time when the entry is added
+// (or cron starts). A schedule that counts from its own runs, as @every
+// does, keeps the phase start gives it.
 type firstAt struct {
 	cron.Schedule
 	start time.Time

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func TestStartOffset(t *testing.T) {
 	}
 }
 
-func TestShiftedAndFirstAt(t *testing.T) {
+func TestShifted(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	s := shifted{Schedule: mustParse(t, "*/5 * * * *"), offset: 17 * time.Second}
 	if got, want := s.Next(t0), t0.Add(17*time.Second); !got.Equal(want) {
@@ -67,18 +68,75 @@ func TestShiftedAndFirstAt(t *testing.T) {
 	if got, want := s.Next(t0.Add(17*time.Second)), t0.Add(5*time.Minute+17*time.Second); !got.Equal(want) {
 		t.Errorf("shifted.Next(10:00:17) = %v, want %v", got, want)
 	}
+}
 
-	start := t0.Add(3 * time.Second)
-	f := &firstAt{Schedule: s, start: start}
-	if got := f.Next(t0); !got.Equal(start) {
-		t.Errorf("first Next = %v, want the start %v", got, start)
+// add adds a member on schedule, shifted by offset, whose ticks call tick.
+func add(t *testing.T, s *slots, schedule string, offset time.Duration, tick func()) *member {
+	t.Helper()
+	return s.add(context.Background(), schedule, shifted{Schedule: mustParse(t, schedule), offset: offset},
+		slog.New(slog.DiscardHandler), func(context.Context) { tick() })
+}
+
+// Thousands of accounts on one schedule share a few hundred cron entries;
+// an emptied slot leaves cron; each account's first tick comes after its
+// own offset; stop waits for running polls and starts no more.
+func TestSlots(t *testing.T) {
+	s := newSlots(cron.New(), slog.New(slog.DiscardHandler))
+	members := make([]*member, 5000)
+	for i := range members {
+		name := fmt.Sprintf("acct-%d", i)
+		members[i] = add(t, s, "@every 1m", startOffset(name, time.Minute), func() {})
 	}
-	if got, want := f.Next(start), t0.Add(17*time.Second); !got.Equal(want) {
-		t.Errorf("second Next = %v, want the schedule's %v", got, want)
+	if n := s.entries(); n > int(maxOffset/slotQuantum) || n < 100 {
+		t.Errorf("%d accounts use %d cron entries, want at most %d", len(members), n, maxOffset/slotQuantum)
 	}
-	late := &firstAt{Schedule: s, start: t0}
-	if got := late.Next(t0.Add(time.Second)); !got.Equal(t0.Add(time.Second)) {
-		t.Errorf("first Next after start = %v, want now", got)
+	for _, m := range members {
+		s.remove(m)
+	}
+	if n := s.entries(); n != 0 || len(s.cron.Entries()) != 0 {
+		t.Errorf("%d slots and %d cron entries left after removing every account", n, len(s.cron.Entries()))
+	}
+
+	var mu sync.Mutex
+	var ticked []string
+	release := make(chan struct{})
+	tick := func(name string) func() {
+		return func() {
+			mu.Lock()
+			ticked = append(ticked, name)
+			mu.Unlock()
+			<-release
+		}
+	}
+	s = newSlots(cron.New(), slog.New(slog.DiscardHandler))
+	add(t, s, "@every 1h", 10*time.Millisecond, tick("soon"))
+	add(t, s, "@every 1h", time.Hour, tick("late"))
+	waitFor(t, "the first tick of the account due soon", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ticked) == 1 && ticked[0] == "soon"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	cancelled := false
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		close(release)
+	}()
+	if !s.stop(ctx, func() { cancelled = true }, 5*time.Second) {
+		t.Error("stop did not wait for the running poll")
+	}
+	if !cancelled {
+		t.Error("the polls' context was not cancelled at the bound")
+	}
+	if m := add(t, s, "@every 1h", 0, tick("after")); m != nil {
+		t.Error("a member was added after stop")
+	}
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ticked) != 1 {
+		t.Errorf("ticks %v: a poll started after stop", ticked)
 	}
 }
 
@@ -160,11 +218,12 @@ func TestScheduleHandover(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	d := &daemon{
-		log: slog.New(slog.DiscardHandler), st: st, m: metrics.New(), cron: cron.New(),
+		log: slog.New(slog.DiscardHandler), st: st, m: metrics.New(), slots: newSlots(cron.New(), slog.New(slog.DiscardHandler)),
 		accounts: map[string]*account{}, runLocks: map[string]*sync.Mutex{},
 	}
 	mk := func() *account {
-		return &account{cfg: config.Account{Name: "ghana"}, log: d.log, sched: shifted{Schedule: mustParse(t, "@every 1m")}, every: time.Minute}
+		return &account{cfg: config.Account{Name: "ghana", Schedule: "@every 1m"}, log: d.log,
+			sched: shifted{Schedule: mustParse(t, "@every 1m"), offset: time.Hour}, every: time.Minute}
 	}
 	now := time.Now()
 	first := mk()
@@ -188,7 +247,46 @@ func TestScheduleHandover(t *testing.T) {
 	if second.run != first.run {
 		t.Error("generations of one account must share the run lock")
 	}
-	if len(d.cron.Entries()) != 2 || d.accounts["ghana"] != second {
-		t.Errorf("entries %d, current %p want %p", len(d.cron.Entries()), d.accounts["ghana"], second)
+	if d.accounts["ghana"] != second {
+		t.Errorf("current %p want %p", d.accounts["ghana"], second)
+	}
+}
+
+// A poll that panics is logged and the daemon goes on.
+func TestSlotsRecoverPanics(t *testing.T) {
+	var logs syncBuffer
+	s := newSlots(cron.New(), slog.New(slog.DiscardHandler))
+	s.add(context.Background(), "@every 1h", shifted{Schedule: mustParse(t, "@every 1h")},
+		slog.New(slog.NewTextHandler(&logs, nil)), func(context.Context) { panic("boom") })
+	waitFor(t, "the panic in the log", func() bool { return strings.Contains(logs.String(), "poll panicked") })
+	if !strings.Contains(logs.String(), "boom") {
+		t.Errorf("log without the panic value:\n%s", logs.String())
+	}
+	s.stop(context.Background(), func() {}, time.Second)
+}
+
+// Slots made at one moment first run spread like their members' offsets,
+// an interval after the members' own first ticks: @every counts from the
+// entry's runs, so this first run sets the phase of every later one.
+func TestSlotsSpreadFirstRuns(t *testing.T) {
+	s := newSlots(cron.New(), slog.New(slog.DiscardHandler))
+	now := time.Now()
+	for i := range 300 {
+		add(t, s, "@every 1m", time.Duration(i)*100*time.Millisecond, func() {})
+	}
+	s.cron.Start()
+	defer s.stop(context.Background(), func() {}, time.Second)
+	var lo, hi time.Time
+	for _, e := range s.cron.Entries() {
+		if lo.IsZero() || e.Next.Before(lo) {
+			lo = e.Next
+		}
+		if e.Next.After(hi) {
+			hi = e.Next
+		}
+	}
+	if len(s.cron.Entries()) != 300 || hi.Sub(lo) < 25*time.Second || lo.Before(now.Add(59*time.Second)) {
+		t.Errorf("%d slots first run between %v and %v after now, want spread over the 30 s of offsets, a minute on",
+			len(s.cron.Entries()), lo.Sub(now), hi.Sub(now))
 	}
 }

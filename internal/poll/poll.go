@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,8 +87,9 @@ type Poller struct {
 	webhooks []string
 	now      func() time.Time // tests move it to expire look-back marks
 
-	run       sync.Mutex // one Poll or Sweep at a time
-	lastPrune time.Time  // guarded by run
+	run       sync.Mutex          // one Poll or Sweep at a time
+	lastPrune time.Time           // guarded by run
+	state     *store.AccountState // the stored state as this poller last read or wrote it; guarded by run
 }
 
 // New returns the poller of acct. log should be the account's logger
@@ -131,10 +133,26 @@ func (p *Poller) Poll(ctx context.Context) error {
 	return nil
 }
 
+// accountState returns the account's stored state. Only this poller writes
+// it while the daemon runs, so it is read from the store once and then kept
+// up to date by commit: an idle poll reads nothing from the file either.
+func (p *Poller) accountState() (store.AccountState, error) {
+	if p.state == nil {
+		st, err := p.st.State(p.acct.Name)
+		if err != nil {
+			return store.AccountState{}, fmt.Errorf("poll: %w", err)
+		}
+		p.state = &st
+	}
+	st := *p.state
+	st.Marks = slices.Clone(st.Marks)
+	return st, nil
+}
+
 func (p *Poller) poll(ctx context.Context, start time.Time) error {
-	st, err := p.st.State(p.acct.Name)
+	st, err := p.accountState()
 	if err != nil {
-		return fmt.Errorf("poll: %w", err)
+		return err
 	}
 	p.m.CursorHistoryID.WithLabelValues(p.acct.Name).Set(float64(st.Cursor))
 	if !st.Initialized && p.acct.StartFrom == "now" {
@@ -147,9 +165,6 @@ func (p *Poller) poll(ctx context.Context, start time.Time) error {
 		cursor:    st.Cursor,
 		committed: st.Cursor,
 		lb:        newLookBack(st.Marks, p.acct.LookBackTime, p.acct.LookBack),
-		pending:   make([]detect.Candidate, 0, pageLimit),
-		detected:  make(map[int64]bool),
-		created:   make(map[int64]bool),
 		young:     -1,
 	}
 	return t.run(ctx)
@@ -228,7 +243,14 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 // delivery. The caller has left out events already seen.
 func (p *Poller) commit(c store.Commit) error {
 	if err := p.st.CommitPoll(p.acct.Name, c); err != nil {
+		p.state = nil // read it again
 		return fmt.Errorf("poll: %w", err)
+	}
+	if st := p.state; st != nil { // what CommitPoll wrote
+		if !st.Initialized {
+			st.StartID = c.StartID
+		}
+		st.Cursor, st.Marks, st.LastSuccess, st.Initialized = max(st.Cursor, c.Cursor), slices.Clone(c.Marks), c.At, true
 	}
 	p.enqueued(c.Events)
 	return nil

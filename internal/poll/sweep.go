@@ -61,7 +61,7 @@ type sweep struct {
 func (s *sweep) run(ctx context.Context) error {
 	p := s.p
 	var err error
-	if s.state, err = p.st.State(p.acct.Name); err != nil {
+	if s.state, err = p.accountState(); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	if !s.state.Initialized {

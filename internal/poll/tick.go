@@ -126,6 +126,9 @@ func (t *tick) page(ctx context.Context, sinceID int64, page retailcrm.HistoryPa
 	if err != nil {
 		return 0, fmt.Errorf("poll: %w", err)
 	}
+	if t.detected == nil {
+		t.detected = make(map[int64]bool)
+	}
 	clear(t.detected)
 	for _, c := range t.pending {
 		t.detected[c.Event.Change.HistoryID] = true
@@ -171,6 +174,9 @@ func (t *tick) page(ctx context.Context, sinceID int64, page retailcrm.HistoryPa
 						"history_id", e.ID, "order_id", v.Candidate.OrderID)
 				}
 				continue
+			}
+			if t.created == nil {
+				t.created = make(map[int64]bool)
 			}
 			t.created[v.Candidate.OrderID] = true
 		}

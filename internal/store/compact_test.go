@@ -127,7 +127,7 @@ func TestOpenAfterFileReplaced(t *testing.T) {
 		t.FailNow()
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	if names, err := s.Accounts(); err != nil || len(names) != 1 || names[0] != "new" {
+	if names, err := accountList(s); err != nil || len(names) != 1 || names[0] != "new" {
 		t.Errorf("accounts of the opened file = %v, %v; want the new file's [new]", names, err)
 	}
 }

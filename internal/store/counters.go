@@ -89,9 +89,51 @@ func (s *Store) Counts(account string) (pending, dead int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	for _, q := range qs {
+	pending, dead = Overview{Queues: qs}.Totals()
+	return pending, dead, nil
+}
+
+// Overview is an account's state and queue counters, read together.
+type Overview struct {
+	State  AccountState
+	Queues []QueueCount // as QueueCounts
+}
+
+// Overviews reads the state and counters of every account with state in
+// the file, in one read transaction: status and the gauges cost one
+// transaction however many accounts there are.
+func (s *Store) Overviews() (map[string]Overview, error) {
+	out := map[string]Overview{}
+	err := s.view(func(tx *bolt.Tx) error {
+		for _, name := range accountNames(tx) {
+			acct := accountBucket(tx, name)
+			var o Overview
+			if b := acct.Bucket(bucketState); b != nil {
+				var err error
+				if o.State, err = readState(b); err != nil {
+					return fmt.Errorf("state of %s: %w", name, err)
+				}
+			}
+			qs, err := queueCounts(acct)
+			if err != nil {
+				return fmt.Errorf("counts of %s: %w", name, err)
+			}
+			o.Queues = qs
+			out[name] = o
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr(err, "overviews")
+	}
+	return out, nil
+}
+
+// Totals sums the queues' pending and dead counts.
+func (o Overview) Totals() (pending, dead int) {
+	for _, q := range o.Queues {
 		pending += q.Pending
 		dead += q.Dead
 	}
-	return pending, dead, nil
+	return pending, dead
 }

@@ -72,7 +72,7 @@ func readV1(t testing.TB, path string) []Item {
 func migrated(t testing.TB, s *Store) []Item {
 	t.Helper()
 	var all []Item
-	accounts, err := s.Accounts()
+	accounts, err := accountList(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -382,19 +382,6 @@ func queueNames(b *bolt.Bucket) []string {
 	return names
 }
 
-// Accounts lists the accounts that have state in the file, in name order.
-func (s *Store) Accounts() ([]string, error) {
-	var names []string
-	err := s.view(func(tx *bolt.Tx) error {
-		names = accountNames(tx)
-		return nil
-	})
-	if err != nil {
-		return nil, wrapErr(err, "accounts")
-	}
-	return names, nil
-}
-
 // has reports whether b holds key k. Get cannot tell: it returns nil for
 // an empty value written earlier in the same transaction.
 func has(b *bolt.Bucket, k []byte) bool {

@@ -1,0 +1,189 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// slotQuantum is how close two accounts' ticks must be to share a cron
+// entry.
+const slotQuantum = 100 * time.Millisecond
+
+// slots shares cron entries between accounts: those with the same schedule
+// whose offsets fall in the same slotQuantum share one entry, which starts
+// a poll for each of them. cron sorts all its entries on every run, so one
+// entry per account would cost O(accounts) at each of thousands of runs a
+// minute; this way it holds a few hundred entries whatever the number of
+// accounts. An account's first tick comes from a timer of its own, its
+// offset after it is added, so a start or a reload polls it at once.
+//
+// Each poll runs in a goroutine of its own (as cron runs jobs), with a
+// recover, tracked so that stop can wait for it.
+type slots struct {
+	cron *cron.Cron
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	stopping bool
+	bySlot   map[slotKey]*slot
+	ticks    sync.WaitGroup
+}
+
+type slotKey struct {
+	schedule string
+	offset   time.Duration // a multiple of slotQuantum
+}
+
+// slot is one cron entry and the accounts it polls.
+type slot struct {
+	entry   cron.EntryID
+	members map[*member]struct{}
+}
+
+// member is one scheduled account in the slots.
+type member struct {
+	key   slotKey
+	delay time.Duration // its offset within the slot's quantum
+	first *time.Timer   // its first tick
+	tick  func(context.Context)
+	log   *slog.Logger
+}
+
+func newSlots(c *cron.Cron, log *slog.Logger) *slots {
+	return &slots{cron: c, log: log, bySlot: map[slotKey]*slot{}}
+}
+
+// add schedules tick on schedule (its text, the cron key) shifted by
+// sched's offset: a first tick that offset from now, then the schedule's
+// ticks, all under polls. log reports a panic of tick. It returns the
+// handle remove takes, nil when stopping.
+func (s *slots) add(polls context.Context, schedule string, sched shifted, log *slog.Logger, tick func(context.Context)) *member {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return nil
+	}
+	k := slotKey{schedule: schedule, offset: sched.offset.Truncate(slotQuantum)}
+	m := &member{key: k, delay: sched.offset - k.offset, tick: tick, log: log}
+	sl := s.bySlot[k]
+	if sl == nil {
+		// The slot's first run is the schedule's first tick after its
+		// members' first ones: @every counts from its own runs, so that
+		// first run sets the phase, and slots made at one moment spread
+		// like their offsets.
+		sh := shifted{Schedule: sched.Schedule, offset: k.offset}
+		start := sh.Next(time.Now().Add(k.offset))
+		sl = &slot{members: map[*member]struct{}{}}
+		sl.entry = s.cron.Schedule(&firstAt{Schedule: sh, start: start}, cron.FuncJob(func() { s.fire(polls, k) }))
+		s.bySlot[k] = sl
+	}
+	sl.members[m] = struct{}{}
+	m.first = time.AfterFunc(sched.offset, func() { s.start(polls, m) })
+	return m
+}
+
+// remove unschedules m (nil: nothing); a poll of it already running goes on.
+func (s *slots) remove(m *member) {
+	if m == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.first.Stop()
+	sl := s.bySlot[m.key]
+	if sl == nil {
+		return
+	}
+	delete(sl.members, m)
+	if len(sl.members) == 0 {
+		s.cron.Remove(sl.entry)
+		delete(s.bySlot, m.key)
+	}
+}
+
+// entries is the number of cron entries in use.
+func (s *slots) entries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.bySlot)
+}
+
+// fire is a slot's cron job: a poll for each of its accounts, each at its
+// own offset within the quantum, so requests go out evenly rather than in
+// bursts.
+func (s *slots) fire(polls context.Context, k slotKey) {
+	s.mu.Lock()
+	sl := s.bySlot[k]
+	var members []*member
+	if sl != nil {
+		members = make([]*member, 0, len(sl.members))
+		for m := range sl.members {
+			members = append(members, m)
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range members {
+		if m.delay <= 0 {
+			s.start(polls, m)
+			continue
+		}
+		time.AfterFunc(m.delay, func() { s.start(polls, m) })
+	}
+}
+
+// start runs one tick of m in a goroutine of its own, unless stopping.
+func (s *slots) start(polls context.Context, m *member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return
+	}
+	s.ticks.Add(1)
+	go func() {
+		defer s.ticks.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				m.log.Error("poll panicked", "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
+		m.tick(polls)
+	}()
+}
+
+// stop starts no more polls and waits for the running ones until ctx ends;
+// then it calls cancel (the polls' context) and waits at most grace more.
+// It reports whether every poll ended.
+func (s *slots) stop(ctx context.Context, cancel context.CancelFunc, grace time.Duration) bool {
+	s.mu.Lock()
+	s.stopping = true
+	for _, sl := range s.bySlot {
+		for m := range sl.members {
+			m.first.Stop()
+		}
+	}
+	s.mu.Unlock()
+	<-s.cron.Stop().Done() // slot jobs only start polls: they end at once
+	done := make(chan struct{})
+	go func() {
+		s.ticks.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+	}
+	s.log.Warn("polls still running at the shutdown timeout; cancelling them")
+	cancel()
+	select {
+	case <-done:
+		return true
+	case <-time.After(grace):
+		return false
+	}
+}
