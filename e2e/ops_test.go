@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -119,6 +120,10 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("dlq retry: exit %d: %s %s", code, out, errOut)
 	}
 	e.waitDelivered(p, "/gone", map[string]bool{deadIDs[0]: true}, 10*time.Second)
+	eventually(t, 10*time.Second, "the dead-letter gauge to count the retried event out", func() bool {
+		_, body := get(t, "http://"+addr+"/metrics")
+		return strings.Contains(body, fmt.Sprintf(`poller_dead_letters{account="ops"} %d`, len(want)-1))
+	})
 	if _, errOut, code := cli(t, nil, "dlq", "retry", "-config", cfg, "ops-999999999"); code != 1 || errOut == "" {
 		t.Errorf("dlq retry of an unknown id: exit %d, stderr %q; want 1 and a message", code, errOut)
 	}

@@ -86,7 +86,7 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 	var overviews map[string]store.Overview
 	if st != nil {
 		var err error
-		if overviews, err = st.Overviews(); err != nil {
+		if overviews, err = st.Overviews(true); err != nil {
 			return nil, err
 		}
 		for _, n := range slices.Sorted(maps.Keys(overviews)) {

@@ -99,7 +99,7 @@ func (f fixture) serve(t *testing.T) *notified {
 		}
 		return Runtime{}
 	}
-	srv := NewServer(st, f.cfg, Hooks{Notify: n.add, Runtime: rt}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := NewServer(st, f.cfg, Hooks{Changed: n.add, Runtime: rt}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := srv.Start(f.cfg.AdminSocket); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func FuzzDLQRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	h := NewServer(st, fx.cfg, Hooks{Notify: func(string) {}}, slog.New(slog.DiscardHandler)).Handler()
+	h := NewServer(st, fx.cfg, Hooks{Changed: func(string) {}}, slog.New(slog.DiscardHandler)).Handler()
 	f.Fuzz(func(t *testing.T, op, body string) {
 		if op != "retry" {
 			op = "drop"

@@ -19,9 +19,10 @@ import (
 
 // Hooks connect the server to the running daemon.
 type Hooks struct {
-	// Notify tells delivery that an account's outbox gained items (after a
-	// dead-letter retry). May be nil.
-	Notify func(account string)
+	// Changed tells the daemon that an account's queues changed: its
+	// outbox gained events (a dead-letter retry, a replay) or dead letters
+	// went ("" when they may be any account's). May be nil.
+	Changed func(account string)
 	// Runtime reports an account's last poll attempt. May be nil.
 	Runtime func(account string) Runtime
 }
@@ -167,9 +168,9 @@ func (s *Server) handleDLQRetry(w http.ResponseWriter, r *http.Request) {
 	moved, err := s.st.RetryDead(req.Account, req.IDs, configured(s.cfg.Load()))
 	if err == nil {
 		s.log.Info("dead letters retried", "account", req.Account, "count", len(moved))
-		if s.hooks.Notify != nil {
+		if s.hooks.Changed != nil {
 			for _, a := range accountsOf(moved) {
-				s.hooks.Notify(a)
+				s.hooks.Changed(a)
 			}
 		}
 	}
@@ -184,6 +185,9 @@ func (s *Server) handleDLQDrop(w http.ResponseWriter, r *http.Request) {
 	n, err := s.st.DropDead(req.Account, req.IDs)
 	if err == nil {
 		s.log.Info("dead letters dropped", "account", req.Account, "count", n)
+		if s.hooks.Changed != nil {
+			s.hooks.Changed(req.Account)
+		}
 	}
 	s.reply(w, dropResponse{Dropped: n}, err)
 }
@@ -196,8 +200,8 @@ func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {
 	err := replay(s.st, s.cfg.Load(), req)
 	if err == nil {
 		s.log.Info("events replayed", "account", req.Account, "webhooks", req.Webhooks, "count", len(req.Events))
-		if s.hooks.Notify != nil {
-			s.hooks.Notify(req.Account)
+		if s.hooks.Changed != nil {
+			s.hooks.Changed(req.Account)
 		}
 	}
 	s.reply(w, replayResponse{Queued: len(req.Events)}, err)

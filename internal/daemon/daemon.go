@@ -46,8 +46,10 @@ type Ready struct {
 	Metrics     *metrics.Metrics
 }
 
-// gaugeEvery is how often the outbox and dead-letter gauges are refreshed.
-const gaugeEvery = 5 * time.Second
+// gaugeEvery is how often the outbox and dead-letter gauges are refreshed
+// from the store. Delivery sets them at each change; this only catches
+// what changed elsewhere (dlq commands, replays).
+const gaugeEvery = 30 * time.Second
 
 // stopGrace bounds the wait for polls after they were cancelled.
 const stopGrace = 2 * time.Second
@@ -172,7 +174,7 @@ func start(ctx context.Context, cfg *config.Config, opts Options) (d *daemon, er
 		d.log.Info("serving metrics and health", "addr", d.ready.HTTPAddr)
 	}
 	if cfg.AdminSocket != "" {
-		d.admin = admin.NewServer(d.st, cfg, admin.Hooks{Notify: d.disp.Notify, Runtime: d.runtime}, d.log)
+		d.admin = admin.NewServer(d.st, cfg, admin.Hooks{Changed: d.queuesChanged, Runtime: d.runtime}, d.log)
 		if err := d.admin.Start(cfg.AdminSocket); err != nil {
 			return nil, fmt.Errorf("daemon: %w", err)
 		}

@@ -48,13 +48,28 @@ func (d *daemon) gaugeLoop(ctx context.Context) {
 	}
 }
 
+// queuesChanged is told by the admin socket that an account's queues
+// changed ("" any account's): delivery looks at them and the gauges show
+// them at once.
+func (d *daemon) queuesChanged(account string) {
+	if account == "" {
+		d.refreshGauges()
+		return
+	}
+	d.disp.Notify(account)
+	if pending, dead, err := d.st.Counts(account); err == nil {
+		d.m.OutboxPending.WithLabelValues(account).Set(float64(pending))
+		d.m.DeadLetters.WithLabelValues(account).Set(float64(dead))
+	}
+}
+
 // refreshGauges sets poller_outbox_pending and poller_dead_letters of every
 // configured account from the store.
 func (d *daemon) refreshGauges() {
 	d.mu.Lock()
 	accts := d.cfg.Accounts
 	d.mu.Unlock()
-	overviews, err := d.st.Overviews()
+	overviews, err := d.st.Overviews(false)
 	if err != nil {
 		d.log.Warn("reading outbox counts", "error", err)
 		return

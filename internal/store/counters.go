@@ -99,16 +99,16 @@ type Overview struct {
 	Queues []QueueCount // as QueueCounts
 }
 
-// Overviews reads the state and counters of every account with state in
-// the file, in one read transaction: status and the gauges cost one
-// transaction however many accounts there are.
-func (s *Store) Overviews() (map[string]Overview, error) {
+// Overviews reads the counters of every account with state in the file,
+// and with state its state too, in one read transaction: status and the
+// gauges cost one transaction however many accounts there are.
+func (s *Store) Overviews(state bool) (map[string]Overview, error) {
 	out := map[string]Overview{}
 	err := s.view(func(tx *bolt.Tx) error {
 		for _, name := range accountNames(tx) {
 			acct := accountBucket(tx, name)
 			var o Overview
-			if b := acct.Bucket(bucketState); b != nil {
+			if b := acct.Bucket(bucketState); b != nil && state {
 				var err error
 				if o.State, err = readState(b); err != nil {
 					return fmt.Errorf("state of %s: %w", name, err)

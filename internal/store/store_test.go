@@ -54,7 +54,7 @@ func newEvents(account string, ids ...int64) []NewEvent {
 
 // accountList lists the accounts with state in the file, in name order.
 func accountList(s *Store) ([]string, error) {
-	o, err := s.Overviews()
+	o, err := s.Overviews(false)
 	return slices.Sorted(maps.Keys(o)), err
 }
 
@@ -784,7 +784,7 @@ func TestClosed(t *testing.T) {
 		"RetryDead":   func() error { _, err := s.RetryDead("", nil, anyWebhook); return err },
 		"DropDead":    func() error { _, err := s.DropDead("", nil); return err },
 		"Counts":      func() error { _, _, err := s.Counts("a"); return err },
-		"Overviews":   func() error { _, err := s.Overviews(); return err },
+		"Overviews":   func() error { _, err := s.Overviews(false); return err },
 		"QueueCounts": func() error { _, err := s.QueueCounts("a"); return err },
 		"Due": func() error {
 			_, _, err := s.Due("a", "x", t0, 1, nil)
