@@ -22,17 +22,23 @@ const slotQuantum = 100 * time.Millisecond
 // accounts. An account's first tick comes from a timer of its own, its
 // offset after it is added, so a start or a reload polls it at once.
 //
-// Each poll runs in a goroutine of its own (as cron runs jobs), with a
-// recover, tracked so that stop can wait for it.
+// Polls run on workers, goroutines that live while there is work and end
+// after workerIdle without any (so their grown stacks are reused, and their
+// number follows the polls in flight), with a recover, tracked so that stop
+// can wait for them.
 type slots struct {
 	cron *cron.Cron
 	log  *slog.Logger
+	work chan func() // to an idle worker
 
 	mu       sync.Mutex
 	stopping bool
 	bySlot   map[slotKey]*slot
 	ticks    sync.WaitGroup
 }
+
+// workerIdle is how long a worker without work waits before it ends.
+const workerIdle = time.Minute
 
 type slotKey struct {
 	schedule string
@@ -55,7 +61,7 @@ type member struct {
 }
 
 func newSlots(c *cron.Cron, log *slog.Logger) *slots {
-	return &slots{cron: c, log: log, bySlot: map[slotKey]*slot{}}
+	return &slots{cron: c, log: log, work: make(chan func()), bySlot: map[slotKey]*slot{}}
 }
 
 // add schedules tick on schedule (its text, the cron key) shifted by
@@ -136,7 +142,7 @@ func (s *slots) fire(polls context.Context, k slotKey) {
 	}
 }
 
-// start runs one tick of m in a goroutine of its own, unless stopping.
+// start runs one tick of m on a worker, unless stopping.
 func (s *slots) start(polls context.Context, m *member) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -144,7 +150,7 @@ func (s *slots) start(polls context.Context, m *member) {
 		return
 	}
 	s.ticks.Add(1)
-	go func() {
+	job := func() {
 		defer s.ticks.Done()
 		defer func() {
 			if r := recover(); r != nil {
@@ -152,7 +158,32 @@ func (s *slots) start(polls context.Context, m *member) {
 			}
 		}()
 		m.tick(polls)
-	}()
+	}
+	select {
+	case s.work <- job:
+	default:
+		go s.worker(job)
+	}
+}
+
+// worker runs job, then whatever start hands it, until it has been idle
+// for workerIdle.
+func (s *slots) worker(job func()) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		job()
+		idle.Reset(workerIdle)
+		var ok bool
+		select {
+		case job, ok = <-s.work:
+			if !ok {
+				return // stopped
+			}
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // stop starts no more polls and waits for the running ones until ctx ends;
@@ -160,7 +191,10 @@ func (s *slots) start(polls context.Context, m *member) {
 // It reports whether every poll ended.
 func (s *slots) stop(ctx context.Context, cancel context.CancelFunc, grace time.Duration) bool {
 	s.mu.Lock()
-	s.stopping = true
+	if !s.stopping {
+		s.stopping = true
+		close(s.work) // idle workers end; start sends no more
+	}
 	for _, sl := range s.bySlot {
 		for m := range sl.members {
 			m.first.Stop()

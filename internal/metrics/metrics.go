@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -111,8 +112,22 @@ func (m *Metrics) Handler() http.Handler {
 // APIObserver returns the retailcrm.Options.Observe hook of an account:
 // every API answer counted in poller_api_requests_total.
 func (m *Metrics) APIObserver(account string) func(endpoint string, code int) {
+	type key struct {
+		endpoint string
+		code     int
+	}
+	var mu sync.Mutex
+	seen := map[key]prometheus.Counter{} // a series is looked up once per account
 	return func(endpoint string, code int) {
-		m.APIRequestsTotal.WithLabelValues(account, endpoint, strconv.Itoa(code)).Inc()
+		k := key{endpoint, code}
+		mu.Lock()
+		c, ok := seen[k]
+		if !ok {
+			c = m.APIRequestsTotal.WithLabelValues(account, endpoint, strconv.Itoa(code))
+			seen[k] = c
+		}
+		mu.Unlock()
+		c.Inc()
 	}
 }
 

@@ -38,6 +38,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/detect"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
@@ -87,6 +89,11 @@ type Poller struct {
 	webhooks []string
 	now      func() time.Time // tests move it to expire look-back marks
 
+	// The series every poll touches, looked up once.
+	polled      prometheus.Counter
+	lastSuccess prometheus.Gauge
+	cursor      prometheus.Gauge
+
 	run       sync.Mutex          // one Poll or Sweep at a time
 	lastPrune time.Time           // guarded by run
 	state     *store.AccountState // the stored state as this poller last read or wrote it; guarded by run
@@ -111,6 +118,10 @@ func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metr
 		notify:   notify,
 		webhooks: webhooks,
 		now:      time.Now,
+
+		polled:      m.PollsTotal.WithLabelValues(acct.Name, "ok"),
+		lastSuccess: m.LastPollSuccess.WithLabelValues(acct.Name),
+		cursor:      m.CursorHistoryID.WithLabelValues(acct.Name),
 	}
 }
 
@@ -128,8 +139,8 @@ func (p *Poller) Poll(ctx context.Context) error {
 		return err
 	}
 	now := p.now()
-	p.m.PollsTotal.WithLabelValues(p.acct.Name, "ok").Inc()
-	p.m.LastPollSuccess.WithLabelValues(p.acct.Name).Set(float64(now.UnixNano()) / 1e9)
+	p.polled.Inc()
+	p.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
 	return nil
 }
 
@@ -154,7 +165,7 @@ func (p *Poller) poll(ctx context.Context, start time.Time) error {
 	if err != nil {
 		return err
 	}
-	p.m.CursorHistoryID.WithLabelValues(p.acct.Name).Set(float64(st.Cursor))
+	p.cursor.Set(float64(st.Cursor))
 	if !st.Initialized && p.acct.StartFrom == "now" {
 		return p.startNow(ctx, start)
 	}

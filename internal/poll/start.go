@@ -29,7 +29,7 @@ func (p *Poller) startNow(ctx context.Context, start time.Time) error {
 	if err := p.commit(store.Commit{Cursor: newest, StartID: newest, At: p.now()}); err != nil {
 		return err
 	}
-	p.m.CursorHistoryID.WithLabelValues(p.acct.Name).Set(float64(newest))
+	p.cursor.Set(float64(newest))
 	p.log.Info("start_from now: cursor set to the newest history entry", "cursor", newest)
 	return nil
 }

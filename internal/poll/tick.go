@@ -284,7 +284,7 @@ func (t *tick) commit(ctx context.Context, cursor int64, final bool) error {
 	t.state.Initialized, t.state.Marks = true, append([]store.Mark(nil), t.lb.marks...)
 	t.pages = 0
 	t.pending = t.pending[:0]
-	p.m.CursorHistoryID.WithLabelValues(p.acct.Name).Set(float64(t.committed))
+	p.cursor.Set(float64(t.committed))
 	if len(events) > 0 {
 		p.log.Debug("events enqueued", "events", len(events), "cursor", t.committed)
 	}
