@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -289,4 +290,33 @@ func TestSlotsSpreadFirstRuns(t *testing.T) {
 		t.Errorf("%d slots first run between %v and %v after now, want spread over the 30 s of offsets, a minute on",
 			len(s.cron.Entries()), lo.Sub(now), hi.Sub(now))
 	}
+}
+
+// A burst of polls starts as many workers as it needs; afterwards at most
+// maxIdleWorkers wait for work.
+func TestSlotsWorkersAfterABurst(t *testing.T) {
+	s := newSlots(cron.New(), slog.New(slog.DiscardHandler))
+	release := make(chan struct{})
+	var running sync.WaitGroup
+	before := runtime.NumGoroutine()
+	for range 200 {
+		running.Add(1)
+		s.start(context.Background(), &member{log: slog.New(slog.DiscardHandler), tick: func(context.Context) {
+			running.Done()
+			<-release
+		}})
+	}
+	running.Wait() // 200 polls in flight at once
+	if n := runtime.NumGoroutine() - before; n < 200 {
+		t.Fatalf("%d goroutines for 200 polls in flight", n)
+	}
+	close(release)
+	s.ticks.Wait()
+	waitFor(t, "the extra workers to end", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.idle == maxIdleWorkers && runtime.NumGoroutine()-before <= maxIdleWorkers+2
+	})
+	s.stop(context.Background(), func() {}, time.Second)
+	waitFor(t, "the idle workers to end at stop", func() bool { return runtime.NumGoroutine()-before <= 2 })
 }

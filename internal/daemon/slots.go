@@ -22,10 +22,12 @@ const slotQuantum = 100 * time.Millisecond
 // accounts. An account's first tick comes from a timer of its own, its
 // offset after it is added, so a start or a reload polls it at once.
 //
-// Polls run on workers, goroutines that live while there is work and end
-// after workerIdle without any (so their grown stacks are reused, and their
-// number follows the polls in flight), with a recover, tracked so that stop
-// can wait for them.
+// Polls run on workers: goroutines that take the next poll when they are
+// done with one, so their grown stacks are reused. A burst (the first polls
+// of thousands of accounts queue behind the state file's writes) starts as
+// many as needed; when it is over, at most maxIdleWorkers stay waiting, and
+// those end too after workerIdle without work. Every poll has a recover and
+// is tracked, so that stop can wait for it.
 type slots struct {
 	cron *cron.Cron
 	log  *slog.Logger
@@ -33,12 +35,16 @@ type slots struct {
 
 	mu       sync.Mutex
 	stopping bool
+	idle     int // workers waiting on work
 	bySlot   map[slotKey]*slot
 	ticks    sync.WaitGroup
 }
 
-// workerIdle is how long a worker without work waits before it ends.
-const workerIdle = time.Minute
+// Worker bounds: how many may wait for work, and for how long.
+const (
+	maxIdleWorkers = 32
+	workerIdle     = time.Minute
+)
 
 type slotKey struct {
 	schedule string
@@ -166,22 +172,31 @@ func (s *slots) start(polls context.Context, m *member) {
 	}
 }
 
-// worker runs job, then whatever start hands it, until it has been idle
-// for workerIdle.
+// worker runs job, then whatever start hands it, until enough others
+// wait for work or none came for workerIdle.
 func (s *slots) worker(job func()) {
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
+	timer := time.NewTimer(workerIdle)
+	defer timer.Stop()
 	for {
 		job()
-		idle.Reset(workerIdle)
+		s.mu.Lock()
+		if s.idle >= maxIdleWorkers {
+			s.mu.Unlock()
+			return
+		}
+		s.idle++
+		s.mu.Unlock()
+		timer.Reset(workerIdle)
 		var ok bool
 		select {
 		case job, ok = <-s.work:
-			if !ok {
-				return // stopped
-			}
-		case <-idle.C:
-			return
+		case <-timer.C:
+		}
+		s.mu.Lock()
+		s.idle--
+		s.mu.Unlock()
+		if !ok {
+			return // idle for workerIdle, or stopped
 		}
 	}
 }
