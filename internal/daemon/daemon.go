@@ -49,7 +49,7 @@ type Ready struct {
 // gaugeEvery is how often the outbox and dead-letter gauges are refreshed
 // from the store. Delivery sets them at each change; this only catches
 // what changed elsewhere (dlq commands, replays).
-const gaugeEvery = 30 * time.Second
+const gaugeEvery = time.Minute
 
 // stopGrace bounds the wait for polls after they were cancelled.
 const stopGrace = 2 * time.Second
