@@ -25,6 +25,11 @@ const (
 	recoverSpan  = 10 * time.Second
 )
 
+// aheadSlots is how many times a webhook's concurrency one read of its due
+// index takes: what the free slots cannot start yet is held until they
+// free, so a busy queue is read once per window, not once per attempt.
+const aheadSlots = 2
+
 // farFuture is a time after every due key.
 var farFuture = time.Unix(1<<62, 0)
 
@@ -289,9 +294,8 @@ func (s *scheduler) unready(g *group) {
 // outcome comes first (zero: only after an outcome or a notification). For
 // each queue whose earliest due time has come, in that order, it reads the
 // due index from the start, passes over what is in flight and takes up to
-// a window of the webhook's concurrency, within the global cap; what does
-// not fit the free slots is read ahead, held until a slot frees, so a busy
-// queue is read once per window rather than once per attempt.
+// aheadSlots times the webhook's concurrency, within the global cap; what
+// does not fit the free slots is held (read ahead) until a slot frees.
 func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 	for len(s.ready) > 0 {
 		g := s.ready[0]
@@ -322,7 +326,7 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 			if g.recovering {
 				until = farFuture
 			}
-			items, n, err := s.st.Due(g.key.account, g.key.webhook, until, min(g.slots(), room), g.busy)
+			items, n, err := s.st.Due(g.key.account, g.key.webhook, until, min(aheadSlots*g.slots(), room), g.busy)
 			if err != nil {
 				g.log.Error("cannot read the outbox; retrying", "error", err)
 				g.next = now.Add(storeRetry)
