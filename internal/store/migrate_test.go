@@ -155,8 +155,8 @@ func TestMigrateV1File(t *testing.T) {
 		t.Fatalf("testdata/v1.db holds %d items, testdata/v1.md describes 11", len(before))
 	}
 	s := mustOpen(t, path, Options{})
-	if got := s.schema(t); got != SchemaVersion() {
-		t.Fatalf("schema version %d after Open, want %d", got, SchemaVersion())
+	if got := s.schema(t); got != latestSchema() {
+		t.Fatalf("schema version %d after Open, want %d", got, latestSchema())
 	}
 	sameItems(t, before, migrated(t, s))
 	checkQueues(t, s)

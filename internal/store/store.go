@@ -111,8 +111,8 @@ var migrations = []migration{
 	migrateV2,
 }
 
-// SchemaVersion is the schema version this binary writes.
-func SchemaVersion() uint64 { return uint64(len(migrations)) }
+// latestSchema is the schema version this binary writes.
+func latestSchema() uint64 { return uint64(len(migrations)) }
 
 // Options for Open.
 type Options struct {
@@ -124,7 +124,6 @@ type Options struct {
 type Store struct {
 	db     *bolt.DB
 	group  groupCommit
-	path   string
 	closed atomic.Bool
 }
 
@@ -157,7 +156,7 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &Store{db: db, group: groupCommit{db: db}, path: path}, nil
+	return &Store{db: db, group: groupCommit{db: db}}, nil
 }
 
 // openCurrent opens path with bbolt and makes sure the file it locked is
@@ -207,7 +206,7 @@ func migrate(db *bolt.DB, readOnly bool) error {
 	}); err != nil {
 		return wrapErr(err, "%s", db.Path())
 	}
-	switch want := SchemaVersion(); {
+	switch want := latestSchema(); {
 	case have > want:
 		return fmt.Errorf("%w: %s has version %d, this binary knows %d", ErrSchemaTooNew, db.Path(), have, want)
 	case have == want:
@@ -215,7 +214,7 @@ func migrate(db *bolt.DB, readOnly bool) error {
 	case readOnly:
 		return fmt.Errorf("store: %s: schema version %d needs migrating to %d: open it read-write once", db.Path(), have, want)
 	}
-	for v := have; v < SchemaVersion(); v++ {
+	for v := have; v < latestSchema(); v++ {
 		if err := migrations[v](db); err != nil {
 			return wrapErr(fmt.Errorf("migrate to version %d: %w", v+1, err), "%s", db.Path())
 		}
@@ -247,9 +246,6 @@ func schemaVersion(tx *bolt.Tx) (uint64, error) {
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
-
-// Path returns the file's path.
-func (s *Store) Path() string { return s.path }
 
 // Close closes the file. Closing again is a no-op; every other call after
 // Close returns ErrClosed.
