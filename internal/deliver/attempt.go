@@ -19,6 +19,12 @@ const removeChunk = 1000
 // write comes first: the scheduler hands out the order's next event, or
 // this one again, only after it.
 func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time) result {
+	r := d.store(w, res, sendErr, now)
+	r.ok, r.failed, r.at = sendErr == nil, sendErr != nil, now
+	return r
+}
+
+func (d *Dispatcher) store(w *work, res Result, sendErr error, now time.Time) result {
 	it := w.item
 	if sendErr == nil {
 		if err := d.st.Delivered(it.Account, it.Webhook, it.Seq); err != nil {

@@ -7,6 +7,10 @@
 // O(queues) small structs (one per configured webhook of each account:
 // settings, what is in flight, the time its earliest item is due) plus
 // O(attempts in flight), each holding one event; attempts in flight are at
-// most each webhook's concurrency and Options.MaxInFlight over all of
-// them. Idle accounts cost no goroutine and no work until notified.
+// most each webhook's concurrency (plus as many read ahead) and
+// Options.MaxInFlight over all of them. Idle accounts cost no goroutine and
+// no work until notified. When a receiver answers again after an outage
+// (five failures in a row over ten seconds or more), its webhook's waiting
+// retries become due at once, so a backlog drains at full speed instead
+// of at the pace of its backoff.
 package deliver

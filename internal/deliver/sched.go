@@ -15,6 +15,24 @@ import (
 // after the store failed it.
 const storeRetry = time.Second
 
+// recoverAfter failed attempts in a row, over at least recoverSpan, make
+// a webhook's next success mean "the receiver is back": its retries are
+// then due at once instead of at their backed-off times, so a backlog
+// drains at full speed; the first failure ends that. Failures of single
+// orders between successes never add up to that, so their backoff holds.
+const (
+	recoverAfter = 5
+	recoverSpan  = 10 * time.Second
+)
+
+// aheadSlots is how many times a webhook's concurrency one read of its due
+// index takes: what the free slots cannot start yet is held until they
+// free, so a busy queue is read once per window, not once per attempt.
+const aheadSlots = 2
+
+// farFuture is a time after every due key.
+var farFuture = time.Unix(1<<62, 0)
+
 // groupKey names one webhook's queue of one account.
 type groupKey struct{ account, webhook string }
 
@@ -45,18 +63,22 @@ type series struct {
 // outbox item beyond a window of its concurrency read ahead: the rest
 // stay in the store until they are due and a slot is free.
 type group struct {
-	key      groupKey
-	wh       config.Webhook // current settings; attempts in flight keep the ones they started with
-	state    groupState
-	inflight map[uint64]int64 // Seq -> order id of the attempts in flight, sending or storing their outcome
-	orders   map[int64]int    // order id -> attempts in flight (0, no order, not kept)
-	sending  int              // attempts waiting for the receiver: they hold the webhook's slots
-	ahead    []store.Item     // read ahead of the free slots, in flight for Due, not started
-	removal  bool             // a removal chunk is in flight
-	next     time.Time        // when the queue may have work; zero: now
-	idx      int              // index in the ready heap, -1 when not in it
-	series   *series
-	log      *slog.Logger
+	key        groupKey
+	wh         config.Webhook // current settings; attempts in flight keep the ones they started with
+	state      groupState
+	inflight   map[uint64]int64 // Seq -> order id of the attempts in flight, sending or storing their outcome
+	orders     map[int64]int    // order id -> attempts in flight (0, no order, not kept)
+	sending    int              // attempts waiting for the receiver: they hold the webhook's slots
+	ahead      []store.Item     // read ahead of the free slots, in flight for Due, not started
+	removal    bool             // a removal chunk is in flight
+	next       time.Time        // when the queue may have work; zero: now
+	failures   int              // failed attempts in a row
+	failedAt   time.Time        // the first of them
+	okAt       time.Time        // when the last successful attempt was sent
+	recovering bool             // a success followed recoverAfter failures: retries are due now
+	idx        int              // index in the ready heap, -1 when not in it
+	series     *series
+	log        *slog.Logger
 }
 
 // slots is the webhook's concurrency.
@@ -112,6 +134,10 @@ type result struct {
 	sent bool
 	kind resultKind
 	more bool // removal: the chunk was full, the queue may hold more
+	// The receiver's answer to an attempt sent at "at": ok (a success)
+	// or failed.
+	ok, failed bool
+	at         time.Time
 }
 
 // scheduler decides what to send when. It owns no goroutine and no clock:
@@ -268,9 +294,8 @@ func (s *scheduler) unready(g *group) {
 // outcome comes first (zero: only after an outcome or a notification). For
 // each queue whose earliest due time has come, in that order, it reads the
 // due index from the start, passes over what is in flight and takes up to
-// a window of the webhook's concurrency, within the global cap; what does
-// not fit the free slots is read ahead, held until a slot frees, so a busy
-// queue is read once per window rather than once per attempt.
+// aheadSlots times the webhook's concurrency, within the global cap; what
+// does not fit the free slots is held (read ahead) until a slot frees.
 func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 	for len(s.ready) > 0 {
 		g := s.ready[0]
@@ -297,7 +322,11 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 			if room <= 0 {
 				break // the global cap: wait for an outcome
 			}
-			items, n, err := s.st.Due(g.key.account, g.key.webhook, now, min(g.slots(), room), g.busy)
+			until := now
+			if g.recovering {
+				until = farFuture
+			}
+			items, n, err := s.st.Due(g.key.account, g.key.webhook, until, min(aheadSlots*g.slots(), room), g.busy)
 			if err != nil {
 				g.log.Error("cannot read the outbox; retrying", "error", err)
 				g.next = now.Add(storeRetry)
@@ -312,6 +341,9 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 				s.inflight++
 			}
 			g.ahead, next = items, n
+			if g.recovering && !next.IsZero() {
+				next = now // more retries waiting: read again when a slot frees
+			}
 		}
 		start := min(g.free(), len(g.ahead))
 		for _, it := range g.ahead[:start] {
@@ -381,6 +413,25 @@ func (s *scheduler) Done(r result, now time.Time) {
 				delete(g.orders, o)
 			}
 		}
+	}
+	switch {
+	case r.ok:
+		if g.failures >= recoverAfter && now.Sub(g.failedAt) >= recoverSpan && !g.recovering {
+			g.recovering = true
+			g.log.Info("receiver answers again after failing; sending the events waiting for a retry now", "failures", g.failures)
+		}
+		g.failures = 0
+		if r.at.After(g.okAt) {
+			g.okAt = r.at
+		}
+	case r.failed && !r.at.Before(g.okAt):
+		// (A failure of an attempt sent before one that succeeded says
+		// nothing about the receiver now.)
+		if g.failures == 0 {
+			g.failedAt = now
+		}
+		g.failures++
+		g.recovering = false
 	}
 	at := time.Time{} // the order's next event, or the slot, may be due now
 	if r.kind == storeFailed {

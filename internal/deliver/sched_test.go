@@ -549,3 +549,94 @@ func TestStoreFailureResends(t *testing.T) {
 		t.Error("store still open")
 	}
 }
+
+// A receiver down for a minute, then back: while it is down every retry
+// waits for its backoff; the first success after the failures makes the
+// retries due at once, so the backlog drains without waiting for them.
+func TestSchedulerRecovery(t *testing.T) {
+	st := openStore(t, "")
+	orders := make([]int64, 200)
+	for i := range orders {
+		orders[i] = int64(i + 1)
+	}
+	commitOrders(t, st, "ghana", []string{"1"}, t0, 1, orders...)
+	up := false
+	outcome := func(store.Item) (Result, error) {
+		if up {
+			return Result{Status: 200}, nil
+		}
+		return Result{Status: 502}, errDown
+	}
+	f := newFakeRun(t, st, Options{}, outcome, account("ghana", webhook("http://unused")))
+	f.run(t, t0.Add(time.Minute), func() bool { return false })
+	last := map[int64]time.Time{}
+	for _, s := range f.sent {
+		if prev, ok := last[s.it.OrderID]; ok && s.at.Sub(prev) < 4*time.Second {
+			t.Fatalf("order %d retried %v after its failure, before its backoff", s.it.OrderID, s.at.Sub(prev))
+		}
+		last[s.it.OrderID] = s.at
+	}
+	if len(f.sent) < 400 {
+		t.Fatalf("%d attempts while down, want every event retried", len(f.sent))
+	}
+	up = true
+	back := f.now
+	commitOrders(t, st, "ghana", []string{"1"}, f.now, 1000, 9999)
+	f.d.sched.Notify("ghana")
+	f.run(t, back.Add(time.Hour), func() bool { p, _, _ := st.Counts("ghana"); return p == 0 })
+	if p, _, _ := st.Counts("ghana"); p != 0 {
+		t.Fatalf("%d pending an hour after the receiver came back", p)
+	}
+	if took := f.now.Sub(back); took > time.Second {
+		t.Errorf("the backlog drained %v after the receiver came back; its retries were due later", took)
+	}
+}
+
+// Recovery starts with a success after an outage and ends with a failure,
+// but not with one of an attempt sent before that success (it answered
+// late, about the outage).
+func TestRecoveryIgnoresStaleFailures(t *testing.T) {
+	f := newFakeRun(t, openStore(t, ""), Options{}, nil, account("ghana", webhook("http://unused")))
+	s := f.d.sched
+	g := s.groups[groupKey{"ghana", "1"}]
+	var seq uint64
+	done := func(ok bool, sent, answered time.Duration) {
+		seq++
+		g.inflight[seq] = 0
+		g.sending++
+		s.inflight++
+		s.Done(result{w: &work{g: g, item: store.Item{Seq: seq}}, ok: ok, failed: !ok, at: t0.Add(sent)}, t0.Add(answered))
+	}
+	for i := range recoverAfter {
+		d := time.Duration(i) * 3 * time.Second
+		done(false, d, d)
+	}
+	if g.recovering {
+		t.Fatal("recovering before any success")
+	}
+	done(true, 13*time.Second, 13*time.Second)
+	if !g.recovering {
+		t.Fatal("a success after an outage did not start the recovery")
+	}
+	done(false, 12*time.Second, 14*time.Second) // sent before the success
+	if !g.recovering {
+		t.Error("a stale failure ended the recovery")
+	}
+	done(false, 15*time.Second, 15*time.Second)
+	if g.recovering {
+		t.Error("a fresh failure did not end the recovery")
+	}
+	// A short burst of failures (under recoverSpan) is no outage.
+	done(true, 19*time.Second, 19*time.Second)
+	for i := range recoverAfter {
+		d := 20*time.Second + time.Duration(i)*time.Second
+		done(false, d, d)
+	}
+	done(true, 25*time.Second, 25*time.Second)
+	if g.recovering {
+		t.Error("failures over 5s started a recovery")
+	}
+	if s.InFlight() != 0 || g.sending != 0 || len(g.inflight) != 0 {
+		t.Errorf("in flight %d, sending %d, %d items", s.InFlight(), g.sending, len(g.inflight))
+	}
+}

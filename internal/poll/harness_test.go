@@ -87,6 +87,7 @@ type harness struct {
 	crm      *crmsim.Account
 	cfg      config.Account
 	st       *store.Store
+	path     string // of the state file
 	m        *metrics.Metrics
 	p        *Poller
 	fail     *failAfter
@@ -142,7 +143,8 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	if o.account != nil {
 		o.account(&h.cfg)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{Timeout: time.Second})
+	h.path = filepath.Join(t.TempDir(), store.FileName)
+	st, err := store.Open(h.path, store.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +220,7 @@ func (h *harness) historyIDs() []int64 {
 // fileInfo stats the state file.
 func (h *harness) fileInfo() os.FileInfo {
 	h.t.Helper()
-	fi, err := os.Stat(h.st.Path())
+	fi, err := os.Stat(h.path)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -19,15 +19,28 @@ type QueueCount struct {
 // reading them costs one Get per webhook however long the queues are. A
 // queue with neither has no key.
 
-// count adds dPending and dDead to the queue's counters.
-func (q *queue) count(dPending, dDead int) error {
+// count adds dPending and dDead to the queue's counters. The changes are
+// kept in the queue until flush writes them (once per operation, not once
+// per item: a poll commits its events with one counter write per webhook).
+func (q *queue) count(dPending, dDead int) {
+	q.dPending += dPending
+	q.dDead += dDead
+}
+
+// flush writes the counter changes count kept; every write operation calls
+// it before its transaction ends.
+func (q *queue) flush() error {
+	if q.dPending == 0 && q.dDead == 0 {
+		return nil
+	}
 	b := q.acct.Bucket(bucketCounts)
 	c, err := decodeCount(q.name, b.Get(q.name))
 	if err != nil {
 		return err
 	}
-	c.Pending += dPending
-	c.Dead += dDead
+	c.Pending += q.dPending
+	c.Dead += q.dDead
+	q.dPending, q.dDead = 0, 0
 	if c.Pending < 0 || c.Dead < 0 {
 		return fmt.Errorf("%w: counts of webhook %s would drop below zero", ErrCorrupt, q.name)
 	}

@@ -17,36 +17,49 @@ import (
 // outbox.
 func (s *Store) DeadLetter(reason string, at time.Time, items ...Item) error {
 	err := s.groupDo(func(tx *bolt.Tx) error {
+		// Read them all first: a missing or damaged one fails this call
+		// alone, before anything is written.
+		type key struct {
+			account, webhook string
+			seq              uint64
+		}
+		type move struct{ stored, upd Item }
+		moves := make([]move, 0, len(items))
+		seen := make(map[key]bool, len(items))
 		for _, it := range items {
+			k := key{it.Account, it.Webhook, it.Seq}
+			if seen[k] {
+				continue // listed twice
+			}
+			seen[k] = true
 			q, err := queueOf(accountBucket(tx, it.Account), it.Webhook, false)
 			if err != nil {
 				return err
 			}
-			if _, ok, err := attempt(q.outbox, it.Seq); err != nil || !ok {
-				if err == nil {
-					err = fmt.Errorf("%w: outbox %s/%s seq %d", ErrNotFound, it.Account, it.Webhook, it.Seq)
-				}
+			stored, ok, err := attempt(q.outbox, it.Seq)
+			if err == nil && !ok {
+				err = fmt.Errorf("%w: outbox %s/%s seq %d", ErrNotFound, it.Account, it.Webhook, it.Seq)
+			}
+			if err != nil {
 				return rejected{err}
 			}
+			moves = append(moves, move{stored, it})
 		}
-		for _, it := range items {
-			q, err := queueOf(accountBucket(tx, it.Account), it.Webhook, true)
+		for _, m := range moves {
+			q, err := queueOf(accountBucket(tx, m.upd.Account), m.upd.Webhook, true)
 			if err != nil {
 				return err
 			}
-			stored, found, err := q.remove(it.Seq)
-			if err != nil {
+			if err := q.remove(&m.stored); err != nil {
 				return err
 			}
-			if !found {
-				continue // listed twice
-			}
-			rec := withAttempt(stored, it)
+			rec := withAttempt(m.stored, m.upd)
 			rec.DeadAt, rec.DeadReason = at, reason
-			if err := q.dead.Put(u64(it.Seq), encodeAttempt(&rec)); err != nil {
+			if err := q.dead.Put(u64(rec.Seq), encodeAttempt(&rec)); err != nil {
 				return err
 			}
-			if err := q.count(0, 1); err != nil {
+			q.count(0, 1)
+			if err := q.flush(); err != nil {
 				return err
 			}
 		}
@@ -168,13 +181,14 @@ func (s *Store) RetryDead(account string, ids []string, configured func(account,
 			if err := q.dead.Delete(u64(it.Seq)); err != nil {
 				return err
 			}
-			if err := q.count(0, -1); err != nil {
-				return err
-			}
+			q.count(0, -1)
 			it.Attempts, it.LastStatus = 0, 0
 			it.FirstAttempt, it.NextAttempt, it.DeadAt = time.Time{}, time.Time{}, time.Time{}
 			it.LastError, it.DeadReason = "", ""
 			if err := q.put(&it); err != nil {
+				return err
+			}
+			if err := q.flush(); err != nil {
 				return err
 			}
 			moved = append(moved, it)
@@ -206,7 +220,8 @@ func (s *Store) DropDead(account string, ids []string) (int, error) {
 			if err := q.dead.Delete(u64(it.Seq)); err != nil {
 				return err
 			}
-			if err := q.count(0, -1); err != nil {
+			q.count(0, -1)
+			if err := q.flush(); err != nil {
 				return err
 			}
 			if err := releaseEvent(acct, it.Seq); err != nil {

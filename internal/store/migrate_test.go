@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,8 +155,8 @@ func TestMigrateV1File(t *testing.T) {
 		t.Fatalf("testdata/v1.db holds %d items, testdata/v1.md describes 11", len(before))
 	}
 	s := mustOpen(t, path, Options{})
-	if got := s.schema(t); got != SchemaVersion() {
-		t.Fatalf("schema version %d after Open, want %d", got, SchemaVersion())
+	if got := s.schema(t); got != latestSchema() {
+		t.Fatalf("schema version %d after Open, want %d", got, latestSchema())
 	}
 	sameItems(t, before, migrated(t, s))
 	checkQueues(t, s)
@@ -371,4 +374,69 @@ func readV1OnlyV1(t testing.TB, path string) []Item {
 		return nil
 	})
 	return items
+}
+
+// TestMigrateLargeOutbox: migrating a long schema-1 outbox holds one chunk
+// in memory at a time. 20,000 items by default, 1,000,000 with -long or
+// STORE_LONG=1; reports the time, the peak heap and the file sizes.
+func TestMigrateLargeOutbox(t *testing.T) {
+	n := 20_000
+	if *long || os.Getenv("STORE_LONG") == "1" {
+		n = 1_000_000
+	}
+	order := []byte(`{"id":1,"items":"` + strings.Repeat("x", 1000) + `"}`)
+	puts := make([]v1Put, 0, n)
+	for i := range n / 2 {
+		hid := int64(i + 1)
+		ne := newEvents("big", hid)[0]
+		ne.Event.Order = order
+		for j, w := range []string{"a", "b"} {
+			puts = append(puts, v1Put{it: Item{Seq: uint64(2*i + j + 1), Account: "big", Webhook: w, Event: ne.Event,
+				OrderID: hid%5000 + 1, DetectedAt: ne.DetectedAt}})
+		}
+	}
+	path := filepath.Join(t.TempDir(), FileName)
+	writeV1(t, path, puts)
+	puts = nil
+	before := fileSize(t, path)
+	runtime.GC()
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	start := time.Now()
+	s, err := Open(path, Options{})
+	took := time.Since(start)
+	close(stop)
+	<-sampled
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	t.Logf("%d items migrated in %v; peak heap in use %.1f MB; file %.1f MB before, %.1f MB after",
+		n, took.Round(time.Millisecond), float64(peak.Load())/1e6, float64(before)/1e6, float64(fileSize(t, path))/1e6)
+	if p, d, err := s.Counts("big"); err != nil || p != n || d != 0 {
+		t.Fatalf("Counts = %d, %d, %v; want %d pending", p, d, err, n)
+	}
+	if got := countKeys(t, s, "big", bucketEvents); got != n/2 {
+		t.Errorf("%d event records, want %d (one per event)", got, n/2)
+	}
+	if got := peak.Load(); got > 200<<20 {
+		t.Errorf("peak heap %d MB while migrating: not bounded by the chunk", got>>20)
+	}
 }

@@ -90,7 +90,10 @@ func migrateChunkV2(acct *bolt.Bucket, n int) (done bool, err error) {
 		if !dead {
 			err = q.put(&o.it)
 		} else if err = q.dead.Put(u64(o.it.Seq), encodeAttempt(&o.it)); err == nil {
-			err = q.count(0, 1)
+			q.count(0, 1)
+		}
+		if err == nil {
+			err = q.flush()
 		}
 		if err != nil {
 			return false, fmt.Errorf("%s %s/%d: %w", o.kind, o.webhook, o.oldSeq, err)

@@ -78,6 +78,7 @@ type queue struct {
 	name                     []byte
 	outbox, due, chain, dead *bolt.Bucket // nil when absent and not created
 	events                   *bolt.Bucket // the account's event records
+	dPending, dDead          int          // counter changes not yet written (see count)
 }
 
 // createQueueBuckets makes the account's delivery buckets: the event
@@ -197,9 +198,7 @@ func (q *queue) put(it *Item) error {
 	if err := q.outbox.Put(u64(it.Seq), encodeAttempt(it)); err != nil {
 		return err
 	}
-	if err := q.count(1, 0); err != nil {
-		return err
-	}
+	q.count(1, 0)
 	own := dueKey(dueAt(it), it.Seq)
 	if it.OrderID == 0 {
 		return q.due.Put(own, nil)
@@ -222,32 +221,26 @@ func (q *queue) put(it *Item) error {
 	return nil
 }
 
-// remove deletes the pending item at seq with its keys and puts its
-// order's next item in due. found is false when it was not pending.
-func (q *queue) remove(seq uint64) (removed Item, found bool, err error) {
-	it, ok, err := attempt(q.outbox, seq)
-	if !ok || err != nil {
-		return it, false, err
+// remove deletes the pending item stored as it (its attempt record) with
+// its keys and puts its order's next item in due.
+func (q *queue) remove(it *Item) error {
+	if err := q.outbox.Delete(u64(it.Seq)); err != nil {
+		return err
 	}
-	if err := q.outbox.Delete(u64(seq)); err != nil {
-		return it, false, err
+	if err := q.due.Delete(dueKey(dueAt(it), it.Seq)); err != nil {
+		return err
 	}
-	if err := q.due.Delete(dueKey(dueAt(&it), seq)); err != nil {
-		return it, false, err
-	}
-	if err := q.count(-1, 0); err != nil {
-		return it, false, err
-	}
+	q.count(-1, 0)
 	if it.OrderID == 0 {
-		return it, true, nil
+		return nil
 	}
-	if err := q.chain.Delete(chainKey(it.OrderID, seq)); err != nil {
-		return it, false, err
+	if err := q.chain.Delete(chainKey(it.OrderID, it.Seq)); err != nil {
+		return err
 	}
 	if next, ok := q.head(it.OrderID); ok {
-		return it, true, q.setDue(next, true)
+		return q.setDue(next, true)
 	}
-	return it, true, nil
+	return nil
 }
 
 // reschedule replaces the attempt bookkeeping of the pending item stored
@@ -311,6 +304,11 @@ func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
 			}
 		}
 	}
+	for _, q := range queues {
+		if err := q.flush(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -320,8 +318,15 @@ func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
 func releaseEvent(acct *bolt.Bucket, seq uint64) error {
 	k := u64(seq)
 	c := acct.Bucket(bucketCounts).Cursor()
-	for w, _ := c.First(); w != nil; w, _ = c.Next() {
+	for w, v := c.First(); w != nil; w, v = c.Next() {
+		n, err := decodeCount(w, v)
+		if err != nil {
+			return err
+		}
 		for _, kind := range [][]byte{bucketOutbox, bucketDead} {
+			if kind[0] == bucketOutbox[0] && n.Pending == 0 || kind[0] == bucketDead[0] && n.Dead == 0 {
+				continue // nothing there to refer to it
+			}
 			if b := sub(acct, kind, w); b != nil && b.Get(k) != nil {
 				return nil
 			}
@@ -425,10 +430,14 @@ func (s *Store) Delivered(account, webhook string, seq uint64) error {
 		}
 		// Read first: a record that does not decode fails this call
 		// alone, not the transaction it shares.
-		if _, ok, err := attempt(q.outbox, seq); err != nil || !ok {
+		it, ok, err := attempt(q.outbox, seq)
+		if err != nil || !ok {
 			return rejected{err}
 		}
-		if _, _, err := q.remove(seq); err != nil {
+		if err := q.remove(&it); err != nil {
+			return err
+		}
+		if err := q.flush(); err != nil {
 			return err
 		}
 		return releaseEvent(acct, seq)

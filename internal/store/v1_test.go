@@ -43,7 +43,8 @@ type v1Put struct {
 
 // writeV1 writes a schema-1 file at path, the way the schema-1 code laid it
 // out: meta/schema_version 1, accounts/<a>/{state,seen,outbox,dead}, items
-// under their Seq and the account sequence at the highest Seq.
+// under their Seq and the account sequence at the highest Seq; 10,000
+// items per transaction.
 func writeV1(t testing.TB, path string, puts []v1Put) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
@@ -51,48 +52,53 @@ func writeV1(t testing.TB, path string, puts []v1Put) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
+	for first := true; first || len(puts) > 0; first = false {
+		batch := puts[:min(len(puts), 10_000)]
+		puts = puts[len(batch):]
+		if err := db.Update(func(tx *bolt.Tx) error { return putV1(tx, batch) }); err != nil {
+			t.Fatal(err)
 		}
-		if err := meta.Put(keySchema, u64(1)); err != nil {
-			return err
-		}
-		root, err := tx.CreateBucketIfNotExists(bucketAccounts)
-		if err != nil {
-			return err
-		}
-		for _, p := range puts {
-			acct, err := root.CreateBucketIfNotExists([]byte(p.it.Account))
-			if err != nil {
-				return err
-			}
-			for _, n := range [][]byte{bucketState, bucketSeen, bucketOutbox, bucketDead} {
-				if _, err := acct.CreateBucketIfNotExists(n); err != nil {
-					return err
-				}
-			}
-			kind := bucketOutbox
-			if p.dead {
-				kind = bucketDead
-			}
-			q, err := acct.Bucket(kind).CreateBucketIfNotExists([]byte(p.it.Webhook))
-			if err != nil {
-				return err
-			}
-			if err := q.Put(u64(p.it.Seq), encodeV1(&p.it)); err != nil {
-				return err
-			}
-			if p.it.Seq > acct.Sequence() {
-				if err := acct.SetSequence(p.it.Seq); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
+}
+
+func putV1(tx *bolt.Tx, puts []v1Put) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	if err := meta.Put(keySchema, u64(1)); err != nil {
+		return err
+	}
+	root, err := tx.CreateBucketIfNotExists(bucketAccounts)
+	if err != nil {
+		return err
+	}
+	for _, p := range puts {
+		acct, err := root.CreateBucketIfNotExists([]byte(p.it.Account))
+		if err != nil {
+			return err
+		}
+		for _, n := range [][]byte{bucketState, bucketSeen, bucketOutbox, bucketDead} {
+			if _, err := acct.CreateBucketIfNotExists(n); err != nil {
+				return err
+			}
+		}
+		kind := bucketOutbox
+		if p.dead {
+			kind = bucketDead
+		}
+		q, err := acct.Bucket(kind).CreateBucketIfNotExists([]byte(p.it.Webhook))
+		if err != nil {
+			return err
+		}
+		if err := q.Put(u64(p.it.Seq), encodeV1(&p.it)); err != nil {
+			return err
+		}
+		if p.it.Seq > acct.Sequence() {
+			if err := acct.SetSequence(p.it.Seq); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
