@@ -1,4 +1,11 @@
-// Delivery scheduling: the retry schedule lives in the store (its due
+// Package deliver sends outbox events to webhooks the way a RetailCRM
+// trigger's "HTTP request" action would (docs/REFERENCE.md, "Requests to
+// the webhooks"): it renders the request for the webhook's format, signs it
+// per the Standard Webhooks spec, sends one attempt at a time (Send), and
+// runs the Dispatcher that keeps each order's events in order, retries on a
+// durable schedule and dead-letters what cannot be delivered.
+//
+// Scheduling: the retry schedule lives in the store (its due
 // index), not in memory. The Dispatcher's one loop goroutine asks the
 // scheduler what is due; each attempt runs in a goroutine of its own and
 // writes its outcome in one transaction. An event waiting for a retry is

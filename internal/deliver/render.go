@@ -1,9 +1,3 @@
-// Package deliver sends outbox events to webhooks the way a RetailCRM
-// trigger's "HTTP request" action would (docs/REFERENCE.md, "Requests to the webhooks"):
-// it renders the request for the webhook's format, signs it per the
-// Standard Webhooks spec, sends one attempt at a time (Send), and runs the
-// per-webhook workers (Dispatcher) that keep each order's events in order,
-// retry on a durable schedule and dead-letter what cannot be delivered.
 package deliver
 
 import (
