@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/gcfloor"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
@@ -111,6 +112,7 @@ func procStatus(field string) float64 {
 }
 
 func BenchmarkAccounts(b *testing.B) {
+	b.Cleanup(gcfloor.Start()) // as `poller run` does
 	t := b
 	accounts, err := strconv.Atoi(envOr("DAEMON_LONG_ACCOUNTS", "10000"))
 	if err != nil {

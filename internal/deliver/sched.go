@@ -28,7 +28,9 @@ const (
 // aheadSlots is how many times a webhook's concurrency one read of its due
 // index takes: what the free slots cannot start yet is held until they
 // free, so a busy queue is read once per window, not once per attempt.
-const aheadSlots = 2
+// Held items count against the global cap, so a read that would leave
+// less than half of it free takes only what the free slots start.
+const aheadSlots = 4
 
 // farFuture is a time after every due key.
 var farFuture = time.Unix(1<<62, 0)
@@ -326,7 +328,11 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 			if g.recovering {
 				until = farFuture
 			}
-			items, n, err := s.st.Due(g.key.account, g.key.webhook, until, min(aheadSlots*g.slots(), room), g.busy)
+			want := aheadSlots * g.slots()
+			if room-want < s.maxFlight/2 {
+				want = g.free() // near the global cap: hold nothing other webhooks could start
+			}
+			items, n, err := s.st.Due(g.key.account, g.key.webhook, until, min(want, room), g.busy)
 			if err != nil {
 				g.log.Error("cannot read the outbox; retrying", "error", err)
 				g.next = now.Add(storeRetry)

@@ -434,6 +434,31 @@ func TestGlobalCap(t *testing.T) {
 	}
 }
 
+// Read-ahead never keeps the global cap from other webhooks: eight busy
+// webhooks under a cap of 32 all start attempts in the first round, not
+// the first two that could fill the cap with items held for later.
+func TestReadAheadLeavesTheCapToOthers(t *testing.T) {
+	st := openStore(t, "")
+	var accts []config.Account
+	for i := range 8 {
+		name := fmt.Sprintf("acct%d", i)
+		enqueue(t, st, name, []string{"1"}, 1, 40, 40)
+		accts = append(accts, account(name, webhook("http://127.0.0.1:1")))
+	}
+	f := newFakeRun(t, st, Options{MaxInFlight: 32}, nil, accts...)
+	work, _ := f.d.sched.Next(time.Now())
+	served := map[string]int{}
+	for _, w := range work {
+		served[w.key.account]++
+	}
+	if len(work) < 20 || len(served) < 5 {
+		t.Fatalf("first round started %d attempts for %d webhooks (%v); want at least 20 over at least 5", len(work), len(served), served)
+	}
+	if f.d.sched.InFlight() > 32 {
+		t.Fatalf("%d units out, over the cap of 32", f.d.sched.InFlight())
+	}
+}
+
 // 10,000 idle accounts cost no goroutine each: the Dispatcher runs one
 // loop, and attempts only for work in flight.
 func TestIdleAccountsCostNoGoroutines(t *testing.T) {

@@ -191,6 +191,9 @@ func TestCrmsimStaysUnderRateLimit(t *testing.T) {
 			if span := sent.minSpan(int(rps)); span < time.Second {
 				t.Errorf("the client sent %d requests within %v, at rate_limit %v", int(rps)+1, span, rps)
 			}
+			if n := seen.get(200); n != total {
+				t.Errorf("the client observed %d answers 200, want one per call (%d)", n, total)
+			}
 			if n := acct.Requests(""); n < total {
 				t.Errorf("crmsim saw %d requests, want at least %d", n, total)
 			}

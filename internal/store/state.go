@@ -320,8 +320,8 @@ func checkEvents(evs []NewEvent, webhooks []string) error {
 func addEvents(acct *bolt.Bucket, evs []NewEvent, webhooks []string, at time.Time) ([]int, error) {
 	seen := acct.Bucket(bucketSeen)
 	orders := acct.Bucket(bucketOrders)
-	var added []int
-	var fresh []NewEvent
+	added := make([]int, 0, len(evs))
+	fresh := make([]NewEvent, 0, len(evs))
 	stamp := u64(uint64(at.Unix()))
 	for i := range evs {
 		ne := &evs[i]
