@@ -26,6 +26,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // bin is the poller binary TestMain built.
@@ -37,7 +38,7 @@ var bin string
 var (
 	secretsMu sync.Mutex
 	secrets   []string
-	allLogs   syncBuffer
+	allLogs   testkit.SyncBuffer
 )
 
 func TestMain(m *testing.M) {
@@ -93,24 +94,6 @@ func leakedSecrets(text string) []string {
 		}
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // env is one test's world: a simulator, a receiver and a directory.
@@ -211,7 +194,7 @@ func (e *env) writeConfig(name string, top map[string]any, accounts ...map[strin
 type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 	done chan struct{}
 	err  error // from Wait, valid after done
 }
@@ -227,7 +210,7 @@ func (e *env) start(path string, envv ...string) *proc {
 // spawn runs `poller run -config path` without waiting for readiness.
 func (e *env) spawn(path string, envv ...string) *proc {
 	e.t.Helper()
-	p := &proc{t: e.t, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: e.t, logs: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "run", "-config", path)
 	p.cmd.Env = append(os.Environ(), envv...)
 	w := io.MultiWriter(p.logs, &allLogs)

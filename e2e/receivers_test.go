@@ -21,6 +21,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // receiverNotes are the custom field values the form, template and query
@@ -296,7 +297,7 @@ func sendSigned(t *testing.T, url, method, query, id, secret string, signed, bod
 // JSON object with a "msg".
 type receiverProc struct {
 	addr string
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 }
 
 // records returns the printed objects whose msg is msg.
@@ -327,7 +328,7 @@ func (rp *receiverProc) ids(msg string) map[string]int {
 // port, and waits for its "listening" line.
 func startReceiver(t *testing.T, dir, secret string, name string, args ...string) *receiverProc {
 	t.Helper()
-	rp := &receiverProc{logs: &syncBuffer{}}
+	rp := &receiverProc{logs: &testkit.SyncBuffer{}}
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+secret, "HOST=127.0.0.1", "PORT=0")

@@ -14,15 +14,9 @@ import (
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check", "-config FILE [-online]", stderr)
-	path := fs.String("config", "", "config `file` (YAML)")
+	configFlag(fs)
 	online := fs.Bool("online", false, "also check each account's API key, statuses and sites against RetailCRM")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
-		return code
-	}
-	cfg, code, ok := loadConfig(*path, stderr)
+	cfg, code, ok := parseAndLoad(fs, args, stderr, flagRules{})
 	if !ok {
 		return code
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 )
 
 // Exit codes, the same for every command.
@@ -101,13 +103,43 @@ func usageError(fs *flag.FlagSet, stderr io.Writer, format string, a ...any) int
 	return exitUsage
 }
 
-// requireConfig checks that -config was given and no stray arguments remain.
-func requireConfig(fs *flag.FlagSet, stderr io.Writer, path string, allowArgs bool) (int, bool) {
-	if path == "" {
-		return usageError(fs, stderr, "-config is required"), false
+// configFlag adds the -config flag of every command that reads the config.
+func configFlag(fs *flag.FlagSet) {
+	fs.String("config", "", "config `file` (YAML)")
+}
+
+// flagRules are what a command asks of its flags beyond -config.
+type flagRules struct {
+	required  []string     // flags that must be given
+	allowArgs bool         // arguments may follow the flags
+	check     func() error // further checks, made before the config is read
+}
+
+// parseAndLoad is how every command that reads the config starts: parse
+// args, insist on -config and on the rules' flags, then load the config (a
+// broken one exits 2). Usage errors come first, whatever the file holds.
+// ok is false when the caller must return code, already reported.
+func parseAndLoad(fs *flag.FlagSet, args []string, stderr io.Writer, rules flagRules) (*config.Config, int, bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return nil, code, false
 	}
-	if !allowArgs && fs.NArg() > 0 {
-		return usageError(fs, stderr, "unexpected arguments: %s", strings.Join(fs.Args(), " ")), false
+	for _, name := range append([]string{"config"}, rules.required...) {
+		if fs.Lookup(name).Value.String() == "" {
+			return nil, usageError(fs, stderr, "-%s is required", name), false
+		}
 	}
-	return exitOK, true
+	if !rules.allowArgs && fs.NArg() > 0 {
+		return nil, usageError(fs, stderr, "unexpected arguments: %s", strings.Join(fs.Args(), " ")), false
+	}
+	if rules.check != nil {
+		if err := rules.check(); err != nil {
+			return nil, usageError(fs, stderr, "%v", err), false
+		}
+	}
+	cfg, err := config.Load(fs.Lookup("config").Value.String())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, exitUsage, false
+	}
+	return cfg, exitOK, true
 }

@@ -18,14 +18,8 @@ const compactLockWait = time.Second
 
 func cmdCompact(args []string, stdout, stderr io.Writer) int {
 	fset := newFlagSet("compact", "-config FILE", stderr)
-	path := fset.String("config", "", "config `file` (YAML)")
-	if code, ok := parseFlags(fset, args); !ok {
-		return code
-	}
-	if code, ok := requireConfig(fset, stderr, *path, false); !ok {
-		return code
-	}
-	cfg, code, ok := loadConfig(*path, stderr)
+	configFlag(fset)
+	cfg, code, ok := parseAndLoad(fset, args, stderr, flagRules{})
 	if !ok {
 		return code
 	}

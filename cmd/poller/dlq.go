@@ -24,21 +24,15 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	}
 	verb := args[0]
 	fs := newFlagSet("dlq", dlqArgs, stderr)
-	path := fs.String("config", "", "config `file` (YAML)")
+	configFlag(fs)
 	account := fs.String("account", "", "only this `account`'s dead letters (default: every account)")
 	asJSON := fs.Bool("json", false, "list: print JSON instead of a table")
-	if code, ok := parseFlags(fs, args[1:]); !ok {
-		return code
-	}
 	switch verb {
 	case "list", "retry", "drop":
 	default:
 		return usageError(fs, stderr, "unknown dlq command %q (want list, retry or drop)", verb)
 	}
-	if code, ok := requireConfig(fs, stderr, *path, verb != "list"); !ok {
-		return code
-	}
-	cfg, code, ok := loadConfig(*path, stderr)
+	cfg, code, ok := parseAndLoad(fs, args[1:], stderr, flagRules{allowArgs: verb != "list"})
 	if !ok {
 		return code
 	}

@@ -28,25 +28,17 @@ const replayArgs = "-config FILE -account A -from TIME -to TIME [-webhook W]"
 // events to the running daemon, or to the state file when none runs.
 func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("replay", replayArgs, stderr)
-	path := fs.String("config", "", "config `file` (YAML)")
+	configFlag(fs)
 	name := fs.String("account", "", "the `account` whose history is replayed")
 	fromFlag := fs.String("from", "", "start of the window, RFC 3339 (`TIME`, e.g. 2026-11-30T08:00:00Z)")
 	toFlag := fs.String("to", "", "end of the window, RFC 3339 (`TIME`); a window is never open-ended")
 	webhook := fs.String("webhook", "", "only this `webhook` (default: every webhook of the account)")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
+	var from, to time.Time
+	window := func() (err error) {
+		from, to, err = replayWindow(*fromFlag, *toFlag, time.Now())
+		return err
 	}
-	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
-		return code
-	}
-	if *name == "" {
-		return usageError(fs, stderr, "-account is required")
-	}
-	from, to, err := replayWindow(*fromFlag, *toFlag, time.Now())
-	if err != nil {
-		return usageError(fs, stderr, "%v", err)
-	}
-	cfg, code, ok := loadConfig(*path, stderr)
+	cfg, code, ok := parseAndLoad(fs, args, stderr, flagRules{required: []string{"account"}, check: window})
 	if !ok {
 		return code
 	}

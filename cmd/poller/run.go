@@ -14,16 +14,10 @@ import (
 
 func cmdRun(args []string, _, stderr io.Writer) int {
 	fs := newFlagSet("run", "-config FILE", stderr)
-	path := fs.String("config", "", "config `file` (YAML)")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
-		return code
-	}
+	configFlag(fs)
 	// Load once here so an invalid config exits 2 before anything starts and
 	// the logger gets its configured level and format.
-	cfg, code, ok := loadConfig(*path, stderr)
+	cfg, code, ok := parseAndLoad(fs, args, stderr, flagRules{})
 	if !ok {
 		return code
 	}
@@ -34,7 +28,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 	defer stop()
 	reload := forwardHUP(ctx)
 
-	if err := daemon.Run(ctx, cfg, daemon.Options{ConfigPath: *path, Logger: log, Reload: reload}); err != nil {
+	if err := daemon.Run(ctx, cfg, daemon.Options{ConfigPath: cfg.Path, Logger: log, Reload: reload}); err != nil {
 		log.Error("poller failed", "error", err)
 		return exitFailure
 	}

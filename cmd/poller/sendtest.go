@@ -20,18 +20,9 @@ import (
 
 func cmdSendTest(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("send-test", "-config FILE -account A", stderr)
-	path := fs.String("config", "", "config `file` (YAML)")
+	configFlag(fs)
 	name := fs.String("account", "", "the `account` whose webhooks get the test event")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
-		return code
-	}
-	if *name == "" {
-		return usageError(fs, stderr, "-account is required")
-	}
-	cfg, code, ok := loadConfig(*path, stderr)
+	cfg, code, ok := parseAndLoad(fs, args, stderr, flagRules{required: []string{"account"}})
 	if !ok {
 		return code
 	}

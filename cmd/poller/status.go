@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
 )
 
@@ -23,15 +22,9 @@ const adminTimeout = 30 * time.Second
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("status", "-config FILE [-json]", stderr)
-	path := fs.String("config", "", "config `file` (YAML)")
+	configFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
-	}
-	if code, ok := requireConfig(fs, stderr, *path, false); !ok {
-		return code
-	}
-	cfg, code, ok := loadConfig(*path, stderr)
+	cfg, code, ok := parseAndLoad(fs, args, stderr, flagRules{})
 	if !ok {
 		return code
 	}
@@ -73,16 +66,6 @@ func queues(qs []admin.QueueStatus) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// loadConfig loads path, reporting a broken config (exit 2) on stderr.
-func loadConfig(path string, stderr io.Writer) (*config.Config, int, bool) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return nil, exitUsage, false
-	}
-	return cfg, exitOK, true
 }
 
 // adminContext is the context of a status or dlq command: bounded, and

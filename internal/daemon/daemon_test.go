@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -31,24 +30,6 @@ import (
 const webhookKey = "daemon-test-webhook-key-0123456789"
 
 var webhookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte(webhookKey))
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // receiver records the webhook-id of every request it accepts.
 type receiver struct {
@@ -147,7 +128,7 @@ func (e *env) writeRaw(s string) {
 // running is a daemon started by start.
 type running struct {
 	ready  *Ready
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 	reload chan struct{}
 	cancel context.CancelFunc
 	done   chan error
@@ -155,7 +136,7 @@ type running struct {
 
 func (e *env) start() *running {
 	e.t.Helper()
-	r := &running{logs: &syncBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
+	r := &running{logs: &testkit.SyncBuffer{}, reload: make(chan struct{}), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	readyCh := make(chan *Ready, 1)

@@ -17,6 +17,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 func mustParse(t *testing.T, spec string) cron.Schedule {
@@ -255,7 +256,7 @@ func TestScheduleHandover(t *testing.T) {
 
 // A poll that panics is logged and the daemon goes on.
 func TestSlotsRecoverPanics(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	s := newSlots(cron.New(), slog.New(slog.DiscardHandler))
 	s.add(context.Background(), "@every 1h", shifted{Schedule: mustParse(t, "@every 1h")},
 		slog.New(slog.NewTextHandler(&logs, nil)), func(context.Context) { panic("boom") })

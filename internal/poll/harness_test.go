@@ -1,7 +1,6 @@
 package poll
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -315,22 +314,4 @@ func checkOutbox(t testing.TB, account string, items []store.Item, exp map[int64
 	if missing > 0 {
 		t.Errorf("%d of %d expected events missing", missing, len(exp))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (log handlers).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 func TestLookBackMarks(t *testing.T) {
@@ -219,7 +220,7 @@ func TestCatchUpOverOldHistoryLeavesNoMarks(t *testing.T) {
 func TestCatchUpLogsProgress(t *testing.T) {
 	h := newHarness(t, harnessOptions{seed: 9})
 	h.crm.RandomWalk(rand.New(rand.NewPCG(9, 1)), 30, 3000)
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	h.p.log = slog.New(slog.NewTextHandler(&logs, nil))
 	h.p.now = func() time.Time { h.clock.Advance(time.Second); return h.clock.Now() } // every read of the clock is a second later
 	h.poll()

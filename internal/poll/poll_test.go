@@ -260,6 +260,35 @@ func TestStartFromNow(t *testing.T) {
 			t.Fatalf("%d events for the past", n)
 		}
 	})
+	t.Run("idle for more than a year: a few requests", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{seed: 24, account: func(a *config.Account) { a.StartFrom = "now" }})
+		rng := rand.New(rand.NewPCG(24, 1))
+		for range 100 { // about four days of activity, more entries than the API pages to
+			h.crm.RandomWalk(rng, 50, 120)
+			h.clock.Advance(time.Hour)
+		}
+		total := h.crm.HistoryLen()
+		if total <= maxPageDepth {
+			t.Fatalf("the history holds %d entries, want more than %d", total, maxPageDepth)
+		}
+		h.clock.Advance(400 * 24 * time.Hour)
+		h.poll()
+		// 1m, 1h, 1d, 30d and 365d find nothing; 10 years counts the
+		// entries and is narrowed by halves until its last page is within
+		// the API's page depth, then that page is asked for.
+		hist, orders := h.requests()
+		if limit := len(startSearch) + 25; hist > limit || orders != 0 {
+			t.Errorf("the search made %d history and %d orders requests, want at most %d and 0 (a walk: %d)", hist, orders, limit, total/pageLimit)
+		}
+		t.Logf("%d entries, the last %v ago: %d history requests", total, 400*24*time.Hour, hist)
+		if st := h.state(); !st.Initialized || st.Cursor != h.crm.LastHistoryID() {
+			t.Fatalf("state %+v, want initialized at %d", st, h.crm.LastHistoryID())
+		}
+		h.poll()
+		if n := len(h.outbox()); n != 0 {
+			t.Fatalf("%d events for the past", n)
+		}
+	})
 	t.Run("empty history", func(t *testing.T) {
 		h := newHarness(t, harnessOptions{seed: 23, account: func(a *config.Account) { a.StartFrom = "now" }})
 		h.poll()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -110,29 +111,11 @@ func (f *fakeCRM) requests() []seen {
 	return slices.Clone(f.reqs)
 }
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newTestClient builds a fast-retrying client that logs everything at
 // Debug into a buffer, and checks at cleanup that the key never reached it.
-func newTestClient(t *testing.T, base string, edit func(*Options)) (*Client, *syncBuffer) {
+func newTestClient(t *testing.T, base string, edit func(*Options)) (*Client, *testkit.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	opts := Options{
 		BaseURL:      base,
 		APIKey:       testKey,

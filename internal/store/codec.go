@@ -30,6 +30,65 @@ func encodeEvent(it *Item) []byte {
 	b = append(b, recordEvent)
 	b = binary.AppendVarint(b, it.OrderID)
 	b = appendTime(b, it.DetectedAt)
+	return appendEventFields(b, ev)
+}
+
+// decodeEvent parses an event record into it's Event, OrderID and
+// DetectedAt. It copies everything, so data may be bbolt memory that dies
+// with the transaction.
+func decodeEvent(data []byte, it *Item) error {
+	r, err := open(data, recordEvent)
+	if err != nil {
+		return err
+	}
+	it.OrderID = r.varint()
+	it.DetectedAt = r.time()
+	r.eventFields(&it.Event)
+	return r.end()
+}
+
+// encodeAttempt returns the attempt record of it: OrderID, DetectedAt and
+// the attempt bookkeeping, with DeadAt and DeadReason (zero in the
+// outbox). The detection time is kept here too, so the due key of an item
+// never attempted is known without reading its event.
+func encodeAttempt(it *Item) []byte {
+	b := make([]byte, 0, 64+len(it.LastError)+len(it.DeadReason))
+	b = append(b, recordAttempt)
+	b = binary.AppendVarint(b, it.OrderID)
+	b = appendTime(b, it.DetectedAt)
+	return appendAttemptFields(b, it)
+}
+
+// decodeAttempt parses an attempt record into it (Event untouched).
+func decodeAttempt(data []byte, it *Item) error {
+	r, err := open(data, recordAttempt)
+	if err != nil {
+		return err
+	}
+	it.OrderID = r.varint()
+	it.DetectedAt = r.time()
+	r.attemptFields(it)
+	return r.end()
+}
+
+// decodeV1 parses a schema-1 item record (an outbox or dead item with its
+// whole event) into it.
+func decodeV1(data []byte, it *Item) error {
+	r, err := open(data, recordV1)
+	if err != nil {
+		return err
+	}
+	r.eventFields(&it.Event)
+	it.OrderID = r.varint()
+	it.DetectedAt = r.time()
+	r.attemptFields(it)
+	return r.end()
+}
+
+// The event's fields and the attempt bookkeeping are laid out the same way
+// in every record version that holds them.
+
+func appendEventFields(b []byte, ev *event.Event) []byte {
 	b = appendString(b, ev.ID)
 	b = appendString(b, string(ev.Type))
 	b = appendString(b, ev.Account)
@@ -44,17 +103,7 @@ func encodeEvent(it *Item) []byte {
 	return appendBool(b, ev.OrderMissing)
 }
 
-// decodeEvent parses an event record into it's Event, OrderID and
-// DetectedAt. It copies everything, so data may be bbolt memory that dies
-// with the transaction.
-func decodeEvent(data []byte, it *Item) error {
-	r, err := open(data, recordEvent)
-	if err != nil {
-		return err
-	}
-	ev := &it.Event
-	it.OrderID = r.varint()
-	it.DetectedAt = r.time()
+func (r *reader) eventFields(ev *event.Event) {
 	ev.ID = r.str()
 	ev.Type = event.Type(r.str())
 	ev.Account = r.str()
@@ -66,18 +115,9 @@ func decodeEvent(data []byte, it *Item) error {
 	ev.Change.CreatedAt = r.str()
 	ev.Order = r.raw()
 	ev.OrderMissing = r.bool()
-	return r.end()
 }
 
-// encodeAttempt returns the attempt record of it: OrderID, DetectedAt and
-// the attempt bookkeeping, with DeadAt and DeadReason (zero in the
-// outbox). The detection time is kept here too, so the due key of an item
-// never attempted is known without reading its event.
-func encodeAttempt(it *Item) []byte {
-	b := make([]byte, 0, 64+len(it.LastError)+len(it.DeadReason))
-	b = append(b, recordAttempt)
-	b = binary.AppendVarint(b, it.OrderID)
-	b = appendTime(b, it.DetectedAt)
+func appendAttemptFields(b []byte, it *Item) []byte {
 	b = binary.AppendVarint(b, int64(it.Attempts))
 	b = appendTime(b, it.FirstAttempt)
 	b = appendTime(b, it.NextAttempt)
@@ -87,14 +127,7 @@ func encodeAttempt(it *Item) []byte {
 	return appendString(b, it.DeadReason)
 }
 
-// decodeAttempt parses an attempt record into it (Event untouched).
-func decodeAttempt(data []byte, it *Item) error {
-	r, err := open(data, recordAttempt)
-	if err != nil {
-		return err
-	}
-	it.OrderID = r.varint()
-	it.DetectedAt = r.time()
+func (r *reader) attemptFields(it *Item) {
 	it.Attempts = int(r.varint())
 	it.FirstAttempt = r.time()
 	it.NextAttempt = r.time()
@@ -102,38 +135,6 @@ func decodeAttempt(data []byte, it *Item) error {
 	it.LastError = r.str()
 	it.DeadAt = r.time()
 	it.DeadReason = r.str()
-	return r.end()
-}
-
-// decodeV1 parses a schema-1 item record (an outbox or dead item with its
-// whole event) into it.
-func decodeV1(data []byte, it *Item) error {
-	r, err := open(data, recordV1)
-	if err != nil {
-		return err
-	}
-	ev := &it.Event
-	ev.ID = r.str()
-	ev.Type = event.Type(r.str())
-	ev.Account = r.str()
-	ev.Change.HistoryID = r.varint()
-	ev.Change.Field = r.str()
-	ev.Change.OldValue = r.str()
-	ev.Change.NewValue = r.str()
-	ev.Change.Source = r.str()
-	ev.Change.CreatedAt = r.str()
-	ev.Order = r.raw()
-	ev.OrderMissing = r.bool()
-	it.OrderID = r.varint()
-	it.DetectedAt = r.time()
-	it.Attempts = int(r.varint())
-	it.FirstAttempt = r.time()
-	it.NextAttempt = r.time()
-	it.LastStatus = int(r.varint())
-	it.LastError = r.str()
-	it.DeadAt = r.time()
-	it.DeadReason = r.str()
-	return r.end()
 }
 
 func appendString(b []byte, s string) []byte {

@@ -10,29 +10,10 @@ import (
 // encodeV1 is the schema-1 item encoder, kept for writing schema-1 files
 // in migration tests (the binary only ever decodes them now).
 func encodeV1(it *Item) []byte {
-	ev := &it.Event
-	b := []byte{recordV1}
-	b = appendString(b, ev.ID)
-	b = appendString(b, string(ev.Type))
-	b = appendString(b, ev.Account)
-	b = binary.AppendVarint(b, ev.Change.HistoryID)
-	b = appendString(b, ev.Change.Field)
-	b = appendString(b, ev.Change.OldValue)
-	b = appendString(b, ev.Change.NewValue)
-	b = appendString(b, ev.Change.Source)
-	b = appendString(b, ev.Change.CreatedAt)
-	b = binary.AppendUvarint(b, uint64(len(ev.Order)))
-	b = append(b, ev.Order...)
-	b = appendBool(b, ev.OrderMissing)
+	b := appendEventFields([]byte{recordV1}, &it.Event)
 	b = binary.AppendVarint(b, it.OrderID)
 	b = appendTime(b, it.DetectedAt)
-	b = binary.AppendVarint(b, int64(it.Attempts))
-	b = appendTime(b, it.FirstAttempt)
-	b = appendTime(b, it.NextAttempt)
-	b = binary.AppendVarint(b, int64(it.LastStatus))
-	b = appendString(b, it.LastError)
-	b = appendTime(b, it.DeadAt)
-	return appendString(b, it.DeadReason)
+	return appendAttemptFields(b, it)
 }
 
 // v1Put is one schema-1 item to write: in dead/ when dead, else in outbox/.

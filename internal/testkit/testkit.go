@@ -1,13 +1,16 @@
 // Package testkit holds helpers that the tests of several packages share:
-// the metric contract (docs/REFERENCE.md, "Metrics") and a URL nothing listens on. Only _test.go
-// files import it.
+// the metric contract (docs/REFERENCE.md, "Metrics"), a URL nothing listens
+// on and a buffer for logs written from many goroutines. Only _test.go files
+// import it.
 package testkit
 
 import (
+	"bytes"
 	"net"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -75,4 +78,23 @@ func ClosedURL(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return "http://" + addr
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers: the log output
+// of a daemon, a client or a child process under test.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
