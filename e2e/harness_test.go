@@ -263,9 +263,12 @@ func (p *proc) waitLog(s string, timeout time.Duration) string {
 }
 
 // logLines returns the JSON log records whose msg is msg.
-func (p *proc) logLines(msg string) []map[string]any {
+func (p *proc) logLines(msg string) []map[string]any { return jsonRecords(p.logs.String(), msg) }
+
+// jsonRecords returns the JSON lines of logs whose msg is msg.
+func jsonRecords(logs, msg string) []map[string]any {
 	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(p.logs.String()))
+	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var rec map[string]any

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -302,16 +301,7 @@ type receiverProc struct {
 
 // records returns the printed objects whose msg is msg.
 func (rp *receiverProc) records(msg string) []map[string]any {
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(rp.logs.String()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
-			out = append(out, rec)
-		}
-	}
-	return out
+	return jsonRecords(rp.logs.String(), msg)
 }
 
 // ids counts the records with msg by their id.

@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -11,14 +12,17 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // bigHistory builds an account with about n history entries: mostly
@@ -129,10 +133,10 @@ type simServer struct {
 
 // startSimServer re-runs the test binary as a simulator server (see
 // TestMain and simMain) and returns its address once it serves.
-func startSimServer(tb testing.TB, n int) simServer {
+func startSimServer(tb testing.TB, n int, limited bool) simServer {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envSimEntries+"="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), envSimEntries+"="+strconv.Itoa(n), envSimLimited+"="+strconv.FormatBool(limited))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -156,6 +160,9 @@ func startSimServer(tb testing.TB, n int) simServer {
 // account URL, the last history id and the number of entries.
 func simMain(n int) int {
 	sim, crm := bigHistory(n)
+	if os.Getenv(envSimLimited) == "true" {
+		crm.SetRateLimit(0) // RetailCRM's 10 requests/s
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "simulator:", err)
@@ -174,7 +181,7 @@ func simMain(n int) int {
 //
 //	go test -run='^$' -bench=Drain100k -benchtime=3x ./internal/poll/
 func BenchmarkDrain100k(b *testing.B) {
-	sim := startSimServer(b, 100_000)
+	sim := startSimServer(b, 100_000, false)
 	var peak uint64
 	var events int
 	b.ResetTimer()
@@ -195,7 +202,7 @@ func TestDrainHeap(t *testing.T) {
 	if os.Getenv("POLL_LONG") == "1" {
 		n = 100_000
 	}
-	sim := startSimServer(t, n)
+	sim := startSimServer(t, n, false)
 	peak, events := drainBig(t, sim)
 	t.Logf("%d entries: peak heap in use %.1f MB, %d events", sim.entries, float64(peak)/(1<<20), events)
 	if events < n/50 {
@@ -203,5 +210,72 @@ func TestDrainHeap(t *testing.T) {
 	}
 	if peak > 50<<20 {
 		t.Errorf("peak heap in use %.1f MB, want under 50 MB", float64(peak)/(1<<20))
+	}
+}
+
+// BenchmarkCatchUp reads a long history from the start, as start_from:
+// beginning does, with the account's default rate_limit (8) against a
+// simulator that enforces RetailCRM's 10 requests/s (in a child process).
+// One poll reads to the end, committing every page_budget pages, so it
+// should take about entries / (rate_limit x 100) seconds plus one orders
+// request per 100 events; it reports the rate, the time against that
+// estimate, the progress lines logged and any 503 the client met.
+// POLL_CATCHUP_ENTRIES sets the history's length (100,000):
+//
+//	go test -run='^$' -bench=CatchUp -benchtime=1x -timeout 60m ./internal/poll/
+//	POLL_CATCHUP_ENTRIES=1000000 go test -run='^$' -bench=CatchUp -benchtime=1x -timeout 60m ./internal/poll/
+func BenchmarkCatchUp(b *testing.B) {
+	n := 100_000
+	if v := os.Getenv("POLL_CATCHUP_ENTRIES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sim := startSimServer(b, n, true)
+	acct := testAccount(sim.url)
+	acct.RateLimit, acct.PageBudget = 8, 50 // the defaults
+	for range b.N {
+		st, err := store.Open(filepath.Join(b.TempDir(), store.FileName), store.Options{Timeout: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := metrics.New()
+		client, err := retailcrm.New(testClientOptions(acct, m, 2))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var logs testkit.SyncBuffer
+		p := New(acct, client, st, m, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		start := time.Now()
+		if err := p.Poll(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(start)
+		state, err := st.State("acme")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if state.Cursor != sim.lastID {
+			b.Fatalf("cursor %d after the catch-up, want %d", state.Cursor, sim.lastID)
+		}
+		events, _, err := st.Counts("acme")
+		if err != nil {
+			b.Fatal(err)
+		}
+		st.Close()
+		requests := func(endpoint, code string) float64 {
+			return testutil.ToFloat64(m.APIRequestsTotal.WithLabelValues("acme", endpoint, code))
+		}
+		hist, orders := requests("history", "200"), requests("orders", "200")
+		estimate := (hist + orders) / acct.RateLimit
+		b.ReportMetric(float64(sim.entries)/took.Seconds(), "entries/s")
+		b.ReportMetric(took.Seconds(), "s")
+		b.ReportMetric(float64(sim.entries)/(acct.RateLimit*100), "goal-s")
+		b.ReportMetric(estimate, "requests/rate-s")
+		b.ReportMetric(float64(strings.Count(logs.String(), "catching up on the order history")), "progress-lines")
+		b.ReportMetric(requests("history", "503")+requests("orders", "503"), "503s")
+		b.Logf("%d entries, %d events: %v (%.0f entries/s); %.0f history + %.0f orders requests; entries / (rate_limit x 100) = %.0f s",
+			sim.entries, events, took.Round(time.Second), float64(sim.entries)/took.Seconds(), hist, orders, float64(sim.entries)/(acct.RateLimit*100))
 	}
 }

@@ -30,6 +30,7 @@ const (
 	envChildKey   = "POLL_CHILD_KEY"   // crash test: API key
 	envChildStore = "POLL_CHILD_STORE" // crash test: poller.db path
 	envSimEntries = "POLL_SIM_ENTRIES" // heap benchmark: serve a history of this many entries
+	envSimLimited = "POLL_SIM_LIMITED" // catch-up benchmark: the simulator enforces RetailCRM's 10 requests/s
 )
 
 func TestMain(m *testing.M) {
