@@ -34,7 +34,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"run", "-config", "/nonexistent/c.yaml"}, exitUsage, "", "/nonexistent/c.yaml: cannot read config"},
 		{[]string{"status"}, exitUsage, "", "-config is required"},
 		{[]string{"replay", "-config", "c.yaml"}, exitUsage, "", "-account is required"},
-		{[]string{"replay", "-config", "c.yaml", "-account", "a", "-from", "2026-11-30T08:00:00Z"}, exitUsage, "", "a replay window is never open-ended"},
+		{[]string{"replay", "-config", "c.yaml", "-account", "a", "-to", "2026-11-30T08:00:00Z"}, exitUsage, "", "-from is required"},
+		{[]string{"replay", "-config", "c.yaml", "-account", "a", "-from", "2999-01-01T00:00:00Z"}, exitUsage, "", "is not before -to"},
 		{[]string{"replay", "-config", "c.yaml", "-account", "a", "-from", "2026-11-30T08:00:00Z", "-to", "2026-11-30T07:00:00Z"}, exitUsage, "", "is not before -to"},
 		{[]string{"replay", "-config", "c.yaml", "-account", "a", "-from", "yesterday", "-to", "2026-11-30T07:00:00Z"}, exitUsage, "", `-from "yesterday" is not an RFC 3339 time`},
 		{[]string{"replay", "-config", "c.yaml", "-account", "a", "-from", "2026-11-30T08:00:00Z", "-to", "2999-01-01T00:00:00Z"}, exitUsage, "", "is in the future"},
@@ -115,6 +116,34 @@ func TestReferenceDocumentsEveryCommand(t *testing.T) {
 	for _, c := range commands() {
 		if !strings.Contains(string(data), "`poller "+c.name) {
 			t.Errorf("docs/REFERENCE.md does not document `poller %s`", c.name)
+		}
+	}
+}
+
+func TestReplayWindow(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		from, to         string
+		wantFrom, wantTo time.Time
+		err              string
+	}{
+		{"2026-11-30T08:00:00Z", "2026-11-30T09:00:00Z", time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC), time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC), ""},
+		{"2026-11-30T08:00:00+03:00", "", time.Date(2026, 11, 30, 5, 0, 0, 0, time.UTC), now, ""}, // -to left out: the window ends now
+		{"", "2026-11-30T09:00:00Z", time.Time{}, time.Time{}, "-from is required"},
+		{"2026-12-01T13:00:00Z", "", time.Time{}, time.Time{}, "-from 2026-12-01T13:00:00Z is not before -to 2026-12-01T12:00:00Z"},
+		{"2026-11-30T08:00:00Z", "2026-12-02T00:00:00Z", time.Time{}, time.Time{}, "is in the future"},
+		{"2026-11-30T08:00:00Z", "tomorrow", time.Time{}, time.Time{}, `-to "tomorrow" is not an RFC 3339 time`},
+	}
+	for _, tt := range tests {
+		from, to, err := replayWindow(tt.from, tt.to, now)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("replayWindow(%q, %q) = %v, want an error containing %q", tt.from, tt.to, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || !from.Equal(tt.wantFrom) || !to.Equal(tt.wantTo) {
+			t.Errorf("replayWindow(%q, %q) = %v, %v, %v; want %v, %v", tt.from, tt.to, from, to, err, tt.wantFrom, tt.wantTo)
 		}
 	}
 }

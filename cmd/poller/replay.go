@@ -20,7 +20,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
-const replayArgs = "-config FILE -account A -from TIME -to TIME [-webhook W]"
+const replayArgs = "-config FILE -account A -from TIME [-to TIME] [-webhook W]"
 
 // cmdReplay sends a past window of an account's transitions again: for a
 // receiver that lost data. It reads the history itself (at half the
@@ -31,7 +31,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	configFlag(fs)
 	name := fs.String("account", "", "the `account` whose history is replayed")
 	fromFlag := fs.String("from", "", "start of the window, RFC 3339 (`TIME`, e.g. 2026-11-30T08:00:00Z)")
-	toFlag := fs.String("to", "", "end of the window, RFC 3339 (`TIME`); a window is never open-ended")
+	toFlag := fs.String("to", "", "end of the window, RFC 3339 (`TIME`; default: when the command starts, so the window is closed)")
 	webhook := fs.String("webhook", "", "only this `webhook` (default: every webhook of the account)")
 	var from, to time.Time
 	window := func() (err error) {
@@ -104,17 +104,22 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// replayWindow parses -from and -to: both required (a replay is never
-// open-ended), from before to, to not in the future (what happens from now
-// on, the poll sends).
+// replayWindow parses -from and -to: -from required, -to by default the
+// time the command starts (a replay window is never open-ended), from
+// before to, to not in the future (what happens from now on, the poll
+// sends).
 func replayWindow(fromText, toText string, now time.Time) (from, to time.Time, err error) {
-	if fromText == "" || toText == "" {
-		return from, to, errors.New("-from and -to are both required: a replay window is never open-ended")
+	if fromText == "" {
+		return from, to, errors.New("-from is required: a replay window has a start")
 	}
-	for _, f := range []struct {
+	fields := []struct {
 		name, text string
 		t          *time.Time
-	}{{"-from", fromText, &from}, {"-to", toText, &to}} {
+	}{{"-from", fromText, &from}, {"-to", toText, &to}}
+	if toText == "" {
+		to, toText, fields = now, now.UTC().Format(time.RFC3339), fields[:1] // the window ends when the command starts
+	}
+	for _, f := range fields {
 		if *f.t, err = time.Parse(time.RFC3339, f.text); err != nil {
 			return from, to, fmt.Errorf("%s %q is not an RFC 3339 time (e.g. 2026-11-30T08:00:00Z)", f.name, f.text)
 		}

@@ -279,3 +279,26 @@ func BenchmarkCatchUp(b *testing.B) {
 			sim.entries, events, took.Round(time.Second), float64(sim.entries)/took.Seconds(), hist, orders, float64(sim.entries)/(acct.RateLimit*100))
 	}
 }
+
+// BenchmarkIdlePoll is one poll of an account with nothing new (the look-back
+// window retired): one history request and no write. Its allocations are
+// most of what an instance with many accounts spends per poll.
+//
+//	go test -run='^$' -bench=IdlePoll -benchmem ./internal/poll/
+func BenchmarkIdlePoll(b *testing.B) {
+	h := newHarness(b, harnessOptions{seed: 5})
+	h.crm.RandomWalk(rand.New(rand.NewPCG(5, 1)), 10, 50)
+	h.drain()
+	h.clock.Advance(time.Hour)
+	h.poll()
+	h.poll()
+	if st := h.state(); len(st.Marks) != 0 {
+		b.Fatalf("marks %v left: the polls are not idle", st.Marks)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		if err := h.p.Poll(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
