@@ -1,18 +1,15 @@
 package e2e
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
 	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // fault is what the faulty receiver does with one request instead of
@@ -151,21 +148,8 @@ func TestFaultyReceiver(t *testing.T) {
 	}, 200*time.Millisecond)
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
 	send := func(id string, sign bool, timeout time.Duration) (int, error) {
-		body := []byte(`{"id":"` + id + `"}`)
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/s", bytes.NewReader(body))
-		now := time.Now()
-		req.Header.Set("webhook-id", id)
-		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-		sig, _ := wh.Sign(id, now, body)
-		if !sign {
-			sig = "v1,AAAA"
-		}
-		req.Header.Set("webhook-signature", sig)
+		req := testkit.SignedRequest(t, srv.URL+"/s", secret, id, sign)
 		c := &http.Client{Timeout: timeout}
 		resp, err := c.Do(req)
 		if err != nil {

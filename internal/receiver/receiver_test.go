@@ -1,15 +1,12 @@
 package receiver
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"testing"
-	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // TestReceiver checks the signature verification and the record.
@@ -23,21 +20,8 @@ func TestReceiver(t *testing.T) {
 	rc.OnDelivery = func(d Delivery) { seen = append(seen, d.ID) }
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
-	wh, err := standardwebhooks.NewWebhook(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
 	send := func(path, id string, sign bool) int {
-		body := []byte(`{"id":"` + id + `"}`)
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(body))
-		now := time.Now()
-		req.Header.Set("webhook-id", id)
-		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-		sig, _ := wh.Sign(id, now, body)
-		if !sign {
-			sig = "v1,AAAA"
-		}
-		req.Header.Set("webhook-signature", sig)
+		req := testkit.SignedRequest(t, srv.URL+path, secret, id, sign)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

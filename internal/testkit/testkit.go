@@ -1,21 +1,25 @@
 // Package testkit holds helpers that the tests of several packages share:
 // the metric contract (docs/REFERENCE.md, "Metrics"), a URL nothing listens
-// on and a buffer for logs written from many goroutines. Only _test.go files
-// import it.
+// on, a buffer for logs written from many goroutines and a signed webhook
+// request. Only _test.go files import it.
 package testkit
 
 import (
 	"bytes"
 	"net"
+	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // ContractMetrics are the metric families of the contract that operators and
@@ -97,4 +101,31 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// SignedRequest is a POST of {"id": id} to url with Standard Webhooks
+// headers: signed with secret, or with a wrong signature when sign is false.
+func SignedRequest(t testing.TB, url, secret, id string, sign bool) *http.Request {
+	t.Helper()
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"id":"` + id + `"}`)
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sig, err := wh.Sign(id, now, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sign {
+		sig = "v1,AAAA"
+	}
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set("webhook-signature", sig)
+	return req
 }
