@@ -143,3 +143,12 @@ func parseAndLoad(fs *flag.FlagSet, args []string, stderr io.Writer, rules flagR
 	}
 	return cfg, exitOK, true
 }
+
+// configuredAccount returns the account named by -account; ok is false,
+// with the error reported, when the config has no such account.
+func configuredAccount(fs *flag.FlagSet, stderr io.Writer, cfg *config.Config, name string) (acct *config.Account, ok bool) {
+	if acct, ok = cfg.Account(name); !ok {
+		fmt.Fprintf(stderr, "%s: no account %q in %s\n", fs.Name(), name, cfg.Path)
+	}
+	return acct, ok
+}

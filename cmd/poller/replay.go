@@ -42,9 +42,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	acct, ok := cfg.Account(*name)
+	acct, ok := configuredAccount(fs, stderr, cfg, *name)
 	if !ok {
-		fmt.Fprintf(stderr, "poller replay: no account %q in %s\n", *name, cfg.Path)
 		return exitUsage
 	}
 	var webhooks []string

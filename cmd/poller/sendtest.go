@@ -26,9 +26,8 @@ func cmdSendTest(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	acct, ok := cfg.Account(*name)
+	acct, ok := configuredAccount(fs, stderr, cfg, *name)
 	if !ok {
-		fmt.Fprintf(stderr, "poller send-test: no account %q in %s\n", *name, cfg.Path)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
