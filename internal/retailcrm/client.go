@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -143,11 +144,8 @@ func New(opts Options) (*Client, error) {
 	if transport == nil {
 		transport = NewTransport()
 	}
-	if opts.Observe != nil {
-		transport = observer{next: transport, observe: opts.Observe}
-	}
 	hc := &http.Client{
-		Transport: transport,
+		Transport: attempts{next: transport, timeout: opts.Timeout, observe: opts.Observe},
 		// A redirect would carry X-API-KEY to wherever it points; a real
 		// account URL answers directly, so a redirect is reported instead.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -157,7 +155,6 @@ func New(opts Options) (*Client, error) {
 		SetHeader("X-API-KEY", opts.APIKey).
 		SetHeader("User-Agent", opts.UserAgent).
 		SetHeader("Accept", "application/json").
-		SetTimeout(opts.Timeout).
 		SetResponseBodyLimit(maxBody).
 		SetLogger(restyLogger{opts.Logger}).
 		SetRetryCount(opts.MaxRetries).
@@ -353,7 +350,7 @@ func reference[T any, P refEntry[T]](ctx context.Context, c *Client, name, path 
 }
 
 // attemptKey carries an attemptInfo in a request's context, for the
-// transport observer and the retry log.
+// round tripper (attempts) and the retry log.
 type attemptKey struct{}
 
 type attemptInfo struct {
@@ -489,23 +486,46 @@ func (c *Client) logRetry(r *resty.Response, err error) {
 	c.log.LogAttrs(r.Request.Context(), slog.LevelDebug, "retailcrm: retryable answer", attrs...)
 }
 
-// observer reports every HTTP attempt to Options.Observe.
-type observer struct {
+// attempts is the client's round tripper: it bounds each attempt by
+// timeout, reading the body included, and reports each attempt's outcome to
+// observe (nil: nobody). The deadline is set on the request's context here
+// rather than as http.Client.Timeout, for which net/http runs a goroutine
+// and a timer per request in front of any transport it does not know.
+type attempts struct {
 	next    http.RoundTripper
+	timeout time.Duration
 	observe func(endpoint string, code int)
 }
 
-func (o observer) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := o.next.RoundTrip(req)
+func (a attempts) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), a.timeout)
+	resp, err := a.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+	} else {
+		resp.Body = cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	}
 	info, ok := req.Context().Value(attemptKey{}).(attemptInfo)
 	switch {
-	case !ok:
+	case !ok || a.observe == nil:
 	case err == nil:
-		o.observe(info.endpoint, resp.StatusCode)
+		a.observe(info.endpoint, resp.StatusCode)
 	case info.parent.Err() == nil: // a cancelled call is not a failed attempt
-		o.observe(info.endpoint, 0)
+		a.observe(info.endpoint, 0)
 	}
 	return resp, err
+}
+
+// cancelOnClose ends an attempt's context once its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // restyLogger sends resty's own messages (failed attempts, giving up) to

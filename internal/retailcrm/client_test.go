@@ -37,6 +37,7 @@ type reply struct {
 	header map[string]string
 	body   []byte
 	hang   bool // wait until the client gives up
+	stall  bool // send the headers and part of the body, then wait until the client gives up
 	hijack bool // close the connection without an answer
 }
 
@@ -102,6 +103,12 @@ func (f *fakeCRM) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(k, v)
 	}
 	w.WriteHeader(rp.code)
+	if rp.stall {
+		_, _ = w.Write([]byte(`{"success": true, "statuses": {`))
+		_ = http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+		return
+	}
 	_, _ = w.Write(rp.body)
 }
 
@@ -652,9 +659,11 @@ func TestTransportErrors(t *testing.T) {
 		name    string
 		reply   reply
 		timeout bool
+		code    int // observed for each attempt
 	}{
-		{"connection closed", reply{hijack: true}, false},
-		{"timeout", reply{hang: true}, true},
+		{"connection closed", reply{hijack: true}, false, 0},
+		{"timeout", reply{hang: true}, true, 0},
+		{"timeout while reading the body", reply{code: 200, stall: true}, true, 200}, // the attempt's bound covers the body
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -693,7 +702,7 @@ func TestTransportErrors(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if want := []string{"statuses 0", "statuses 0", "statuses 0"}; !slices.Equal(codes, want) {
+			if want := slices.Repeat([]string{fmt.Sprintf("statuses %d", tt.code)}, 3); !slices.Equal(codes, want) {
 				t.Errorf("observed %q, want %q", codes, want)
 			}
 		})
