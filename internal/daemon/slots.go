@@ -11,11 +11,8 @@ import (
 )
 
 // slotQuantum is how close two accounts' ticks must be to share a cron
-// entry. A second, not less: the polls one entry starts run as one burst,
-// and the fewer times a second the process wakes from idle the less CPU
-// each poll costs (10,000 accounts at @every 1m: 9.2 % of a core against
-// 10.2 % with 100 ms, docs/PERFORMANCE.md).
-const slotQuantum = time.Second
+// entry.
+const slotQuantum = 100 * time.Millisecond
 
 // slots shares cron entries between accounts: those with the same schedule
 // whose offsets fall in the same slotQuantum share one entry, which starts
