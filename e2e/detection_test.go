@@ -115,3 +115,36 @@ func TestSweepDeliversMissedTransition(t *testing.T) {
 		}
 	}
 }
+
+// An account catching up on a long history, at the slowest rate_limit, does
+// not delay another account's ticks: the other's event is delivered within
+// seconds while the catch-up is still under way, and the catch-up logs its
+// progress.
+func TestCatchUpDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 33)
+	big := e.account("big", crmsim.AccountOptions{})
+	o := big.CreateOrder("main", "new")
+	for big.HistoryLen() < 2000 { // 20 pages: about 20 s at rate_limit 1
+		big.SetField(o, "manager_comment", nil, "called back")
+	}
+	last := big.LastHistoryID()
+	small := e.account("small", crmsim.AccountOptions{})
+	cfg := e.writeConfig("config.yaml", nil,
+		e.acctConfig(big, map[string]any{"rate_limit": 1, "page_budget": 2, "webhooks": []any{e.webhook("/big", nil)}}),
+		e.acctConfig(small, map[string]any{"webhooks": []any{e.webhook("/small", nil)}}),
+	)
+	p := e.start(cfg)
+	cursor := func() int64 {
+		v, _ := strconv.ParseFloat(metric(t, p, `poller_cursor_history_id{account="big"}`), 64)
+		return int64(v)
+	}
+	eventually(t, 30*time.Second, "big's catch-up to commit its first pages", func() bool { return cursor() > 0 })
+	approveN(small, "main", 1)
+	e.waitDelivered(p, "/small", expected(small, []string{"approved"}, true), 8*time.Second)
+	if c := cursor(); c >= last {
+		t.Fatalf("big's cursor is at %d of %d: the catch-up ended before the check, so it proves nothing", c, last)
+	}
+	p.waitLog(`"msg":"catching up on the order history","account":"big"`, 30*time.Second)
+	cursorPast(t, p, "big", last-1)
+}

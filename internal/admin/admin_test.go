@@ -143,84 +143,77 @@ func ids(items []store.Item) []string {
 // TestOperations runs the same operations over the socket and over the
 // file fallback, with the same expected results.
 func TestOperations(t *testing.T) {
-	for _, mode := range []string{"socket", "file"} {
-		t.Run(mode, func(t *testing.T) {
-			f := newFixture(t)
-			var n *notified
-			if mode == "socket" {
-				n = f.serve(t)
-			}
-			ctx := context.Background()
+	bothWays(t, func(t *testing.T, f fixture, n *notified) {
+		ctx := context.Background()
 
-			sts, err := Status(ctx, f.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := []string{sts[0].Account, sts[1].Account, sts[2].Account}; len(sts) != 3 || !slices.Equal(got, []string{"ghana", "kenya", "gone"}) {
-				t.Fatalf("status accounts = %+v", sts)
-			}
-			g := sts[0]
-			if g.Cursor != 50 || g.Pending != 1 || g.Dead != 3 || !g.Configured || g.LastSuccess.IsZero() || !slices.Equal(g.Webhooks, []string{"1"}) {
-				t.Errorf("ghana status = %+v", g)
-			}
-			if want := []QueueStatus{{"1", true, 1, 2}, {"old", false, 0, 1}}; !slices.Equal(g.Queues, want) {
-				t.Errorf("ghana queues = %+v, want %+v", g.Queues, want)
-			}
-			if !slices.Equal(sts[1].Webhooks, []string{"1", "crm"}) || sts[1].Cursor != 0 ||
-				!slices.Equal(sts[1].Queues, []QueueStatus{{"1", true, 0, 0}, {"crm", true, 0, 0}}) {
-				t.Errorf("kenya status = %+v", sts[1])
-			}
-			if sts[2].Configured || sts[2].Cursor != 5 {
-				t.Errorf("gone status = %+v", sts[2])
-			}
-			if wantLive := mode == "socket"; (g.LastError == "boom" && g.LastPoll.Equal(time.Unix(1700000000, 0))) != wantLive {
-				t.Errorf("runtime fields = %q %v, want from daemon: %v", g.LastError, g.LastPoll, wantLive)
-			}
+		sts, err := Status(ctx, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := []string{sts[0].Account, sts[1].Account, sts[2].Account}; len(sts) != 3 || !slices.Equal(got, []string{"ghana", "kenya", "gone"}) {
+			t.Fatalf("status accounts = %+v", sts)
+		}
+		g := sts[0]
+		if g.Cursor != 50 || g.Pending != 1 || g.Dead != 3 || !g.Configured || g.LastSuccess.IsZero() || !slices.Equal(g.Webhooks, []string{"1"}) {
+			t.Errorf("ghana status = %+v", g)
+		}
+		if want := []QueueStatus{{"1", true, 1, 2}, {"old", false, 0, 1}}; !slices.Equal(g.Queues, want) {
+			t.Errorf("ghana queues = %+v, want %+v", g.Queues, want)
+		}
+		if !slices.Equal(sts[1].Webhooks, []string{"1", "crm"}) || sts[1].Cursor != 0 ||
+			!slices.Equal(sts[1].Queues, []QueueStatus{{"1", true, 0, 0}, {"crm", true, 0, 0}}) {
+			t.Errorf("kenya status = %+v", sts[1])
+		}
+		if sts[2].Configured || sts[2].Cursor != 5 {
+			t.Errorf("gone status = %+v", sts[2])
+		}
+		if wantLive := n != nil; (g.LastError == "boom" && g.LastPoll.Equal(time.Unix(1700000000, 0))) != wantLive {
+			t.Errorf("runtime fields = %q %v, want from daemon: %v", g.LastError, g.LastPoll, wantLive)
+		}
 
-			dead, err := DLQList(ctx, f.cfg, "ghana")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := ids(dead); !slices.Equal(got, []string{"ghana-10", "ghana-20", "ghana-50"}) || dead[0].DeadReason != "410 Gone" {
-				t.Fatalf("dlq list = %v (%+v)", got, dead)
-			}
-			if all, err := DLQList(ctx, f.cfg, ""); err != nil || len(all) != 3 {
-				t.Errorf("dlq list all = %v, %v", ids(all), err)
-			}
-			if none, err := DLQList(ctx, f.cfg, "kenya"); err != nil || none == nil || len(none) != 0 {
-				t.Errorf("dlq list kenya = %#v, %v", none, err)
-			}
+		dead, err := DLQList(ctx, f.cfg, "ghana")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(dead); !slices.Equal(got, []string{"ghana-10", "ghana-20", "ghana-50"}) || dead[0].DeadReason != "410 Gone" {
+			t.Fatalf("dlq list = %v (%+v)", got, dead)
+		}
+		if all, err := DLQList(ctx, f.cfg, ""); err != nil || len(all) != 3 {
+			t.Errorf("dlq list all = %v, %v", ids(all), err)
+		}
+		if none, err := DLQList(ctx, f.cfg, "kenya"); err != nil || none == nil || len(none) != 0 {
+			t.Errorf("dlq list kenya = %#v, %v", none, err)
+		}
 
-			if _, err := DLQRetry(ctx, f.cfg, "ghana", []string{"ghana-99"}); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("retry of unknown id: err = %v, want ErrNotFound", err)
+		if _, err := DLQRetry(ctx, f.cfg, "ghana", []string{"ghana-99"}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("retry of unknown id: err = %v, want ErrNotFound", err)
+		}
+		// A dead letter of a webhook the config does not have is never
+		// retried, alone or among others: it would go to another URL.
+		for _, retry := range [][]string{{"ghana-50"}, nil} {
+			if _, err := DLQRetry(ctx, f.cfg, "ghana", retry); !errors.Is(err, store.ErrNotConfigured) || !strings.Contains(err.Error(), `"old"`) {
+				t.Errorf("retry %v: err = %v, want ErrNotConfigured naming the webhook", retry, err)
 			}
-			// A dead letter of a webhook the config does not have is never
-			// retried, alone or among others: it would go to another URL.
-			for _, retry := range [][]string{{"ghana-50"}, nil} {
-				if _, err := DLQRetry(ctx, f.cfg, "ghana", retry); !errors.Is(err, store.ErrNotConfigured) || !strings.Contains(err.Error(), `"old"`) {
-					t.Errorf("retry %v: err = %v, want ErrNotConfigured naming the webhook", retry, err)
-				}
-			}
-			moved, err := DLQRetry(ctx, f.cfg, "ghana", []string{"ghana-20"})
-			if err != nil || !slices.Equal(ids(moved), []string{"ghana-20"}) {
-				t.Fatalf("retry = %v, %v", ids(moved), err)
-			}
-			if n != nil && !slices.Equal(n.get(), []string{"ghana"}) {
-				t.Errorf("notified %v, want [ghana]", n.get())
-			}
-			dropped, err := DLQDrop(ctx, f.cfg, "", nil)
-			if err != nil || dropped != 2 {
-				t.Fatalf("drop = %d, %v", dropped, err)
-			}
-			sts, err = Status(ctx, f.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sts[0].Pending != 2 || sts[0].Dead != 0 {
-				t.Errorf("after retry+drop: %+v", sts[0])
-			}
-		})
-	}
+		}
+		moved, err := DLQRetry(ctx, f.cfg, "ghana", []string{"ghana-20"})
+		if err != nil || !slices.Equal(ids(moved), []string{"ghana-20"}) {
+			t.Fatalf("retry = %v, %v", ids(moved), err)
+		}
+		if n != nil && !slices.Equal(n.get(), []string{"ghana"}) {
+			t.Errorf("notified %v, want [ghana]", n.get())
+		}
+		dropped, err := DLQDrop(ctx, f.cfg, "", nil)
+		if err != nil || dropped != 2 {
+			t.Fatalf("drop = %d, %v", dropped, err)
+		}
+		sts, err = Status(ctx, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sts[0].Pending != 2 || sts[0].Dead != 0 {
+			t.Errorf("after retry+drop: %+v", sts[0])
+		}
+	})
 }
 
 func TestFallbackWithoutStateFile(t *testing.T) {
@@ -302,6 +295,36 @@ func TestListen(t *testing.T) {
 // the socket (waking delivery) and over the file; a webhook the config does
 // not have is refused and nothing is queued.
 func TestReplay(t *testing.T) {
+	bothWays(t, func(t *testing.T, f fixture, n *notified) {
+		ctx := context.Background()
+		evs := []store.NewEvent{{
+			Event: event.Event{ID: "ghana-10", Type: event.StatusChanged, Account: "ghana",
+				Change: event.Change{HistoryID: 10, Field: "status"}, Order: []byte(`{"id":10}`)},
+			OrderID: 10, DetectedAt: time.Now(),
+		}}
+		if _, err := Replay(ctx, f.cfg, "ghana", []string{"old"}, evs); !errors.Is(err, store.ErrNotConfigured) {
+			t.Errorf("replay to a removed webhook: %v, want ErrNotConfigured", err)
+		}
+		queued, err := Replay(ctx, f.cfg, "ghana", []string{"1"}, evs)
+		if err != nil || queued != 1 {
+			t.Fatalf("Replay = %d, %v", queued, err)
+		}
+		sts, err := Status(ctx, f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := sts[0]; g.Queues[0].Pending != 2 || g.Queues[0].Dead != 2 {
+			t.Errorf("ghana queue %+v after replaying ghana-10 (dead), want 2 pending", g.Queues[0])
+		}
+		if n != nil && !slices.Contains(n.get(), "ghana") {
+			t.Errorf("notified %v, want ghana", n.get())
+		}
+	})
+}
+
+// bothWays runs test over the admin socket of a serving fixture (n set) and
+// over the state file alone (n nil): the two must give the same results.
+func bothWays(t *testing.T, test func(t *testing.T, f fixture, n *notified)) {
 	for _, mode := range []string{"socket", "file"} {
 		t.Run(mode, func(t *testing.T) {
 			f := newFixture(t)
@@ -309,29 +332,7 @@ func TestReplay(t *testing.T) {
 			if mode == "socket" {
 				n = f.serve(t)
 			}
-			ctx := context.Background()
-			evs := []store.NewEvent{{
-				Event: event.Event{ID: "ghana-10", Type: event.StatusChanged, Account: "ghana",
-					Change: event.Change{HistoryID: 10, Field: "status"}, Order: []byte(`{"id":10}`)},
-				OrderID: 10, DetectedAt: time.Now(),
-			}}
-			if _, err := Replay(ctx, f.cfg, "ghana", []string{"old"}, evs); !errors.Is(err, store.ErrNotConfigured) {
-				t.Errorf("replay to a removed webhook: %v, want ErrNotConfigured", err)
-			}
-			queued, err := Replay(ctx, f.cfg, "ghana", []string{"1"}, evs)
-			if err != nil || queued != 1 {
-				t.Fatalf("Replay = %d, %v", queued, err)
-			}
-			sts, err := Status(ctx, f.cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if g := sts[0]; g.Queues[0].Pending != 2 || g.Queues[0].Dead != 2 {
-				t.Errorf("ghana queue %+v after replaying ghana-10 (dead), want 2 pending", g.Queues[0])
-			}
-			if n != nil && !slices.Contains(n.get(), "ghana") {
-				t.Errorf("notified %v, want ghana", n.get())
-			}
+			test(t, f, n)
 		})
 	}
 }

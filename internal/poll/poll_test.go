@@ -252,13 +252,7 @@ func TestStartFromNow(t *testing.T) {
 		if hist, _ := h.requests(); hist != 5 {
 			t.Errorf("widening search made %d history requests, want 5", hist)
 		}
-		if st := h.state(); !st.Initialized || st.Cursor != h.crm.LastHistoryID() {
-			t.Fatalf("state %+v, want initialized at %d", st, h.crm.LastHistoryID())
-		}
-		h.poll()
-		if n := len(h.outbox()); n != 0 {
-			t.Fatalf("%d events for the past", n)
-		}
+		startedAtNewest(t, h)
 	})
 	t.Run("idle for more than a year: a few requests", func(t *testing.T) {
 		h := newHarness(t, harnessOptions{seed: 24, account: func(a *config.Account) { a.StartFrom = "now" }})
@@ -281,13 +275,7 @@ func TestStartFromNow(t *testing.T) {
 			t.Errorf("the search made %d history and %d orders requests, want at most %d and 0 (a walk: %d)", hist, orders, limit, total/pageLimit)
 		}
 		t.Logf("%d entries, the last %v ago: %d history requests", total, 400*24*time.Hour, hist)
-		if st := h.state(); !st.Initialized || st.Cursor != h.crm.LastHistoryID() {
-			t.Fatalf("state %+v, want initialized at %d", st, h.crm.LastHistoryID())
-		}
-		h.poll()
-		if n := len(h.outbox()); n != 0 {
-			t.Fatalf("%d events for the past", n)
-		}
+		startedAtNewest(t, h)
 	})
 	t.Run("empty history", func(t *testing.T) {
 		h := newHarness(t, harnessOptions{seed: 23, account: func(a *config.Account) { a.StartFrom = "now" }})
@@ -305,6 +293,20 @@ func TestStartFromNow(t *testing.T) {
 			t.Fatalf("outbox %v, want the creation of order %d", ids(items), o)
 		}
 	})
+}
+
+// startedAtNewest checks that a first start with start_from: now set the
+// cursor at the newest history id and that the next poll reports nothing of
+// the past.
+func startedAtNewest(t *testing.T, h *harness) {
+	t.Helper()
+	if st := h.state(); !st.Initialized || st.Cursor != h.crm.LastHistoryID() {
+		t.Fatalf("state %+v, want initialized at %d", st, h.crm.LastHistoryID())
+	}
+	h.poll()
+	if n := len(h.outbox()); n != 0 {
+		t.Fatalf("%d events for the past", n)
+	}
 }
 
 func TestStartFromBeginning(t *testing.T) {
