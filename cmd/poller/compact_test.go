@@ -59,13 +59,13 @@ func backlog(t *testing.T, path string, n, keep int) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for w := range 16 { // concurrent marks share transactions
-		wg.Go(func() {
-			for i := w; i < len(items); i += 16 {
-				if err := st.Delivered("ghana", "1", items[i].Seq); err != nil {
-					t.Error(err)
-				}
+	for _, it := range items { // marks that do not wait share transactions
+		wg.Add(1)
+		st.Delivered("ghana", "1", it.Seq, func(err error) {
+			if err != nil {
+				t.Error(err)
 			}
+			wg.Done()
 		})
 	}
 	wg.Wait()

@@ -15,28 +15,37 @@ import (
 const removeChunk = 1000
 
 // record stores the outcome of an attempt made at now (sendErr nil: a
-// success) in one transaction, then counts, logs and alerts. The store
+// success), counts, logs and alerts, then reports the result. The store
 // write comes first: the scheduler hands out the order's next event, or
-// this one again, only after it.
-func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time) result {
-	r := d.store(w, res, sendErr, now)
-	r.ok, r.failed, r.at = sendErr == nil, sendErr != nil, now
-	return r
-}
-
-func (d *Dispatcher) store(w *work, res Result, sendErr error, now time.Time) result {
+// this one again, only after it. A success's mark does not wait for its
+// transaction (store.Delivered): report may then run later, on the
+// goroutine that committed it, so it must not block.
+func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time, report func(result)) {
+	if sendErr != nil {
+		r := d.failed(w, res, sendErr, now)
+		r.failed, r.at = true, now
+		report(r)
+		return
+	}
 	it := w.item
-	if sendErr == nil {
-		if err := d.st.Delivered(it.Account, it.Webhook, it.Seq); err != nil {
+	d.st.Delivered(it.Account, it.Webhook, it.Seq, func(err error) {
+		r := result{w: w, kind: finished, ok: true, at: now}
+		if err != nil {
 			// The event stays in the outbox and is sent again: a
 			// duplicate, never a loss.
 			w.log.Error("cannot mark the event delivered; it will be sent again", "event_id", it.Event.ID, "error", err)
-			return result{w: w, kind: storeFailed}
+			r.kind = storeFailed
+		} else {
+			w.series.ok.Inc()
+			w.series.latency.Observe(d.opts.Now().Sub(it.DetectedAt).Seconds())
 		}
-		w.series.ok.Inc()
-		w.series.latency.Observe(d.opts.Now().Sub(it.DetectedAt).Seconds())
-		return result{w: w, kind: finished}
-	}
+		report(r)
+	})
+}
+
+// failed stores a failed attempt's outcome: a retry or a dead letter.
+func (d *Dispatcher) failed(w *work, res Result, sendErr error, now time.Time) result {
+	it := w.item
 	reason := decide(w.wh, &it, res, sendErr, now, d.opts.Backoff)
 	if reason == "" {
 		if err := d.st.Reschedule(it); err != nil {

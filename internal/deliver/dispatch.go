@@ -369,5 +369,9 @@ func (d *Dispatcher) run(w *work) {
 		return
 	}
 	d.results <- result{w: w, sent: true}
-	d.results <- d.record(w, res, err, now)
+	d.record(w, res, err, now, d.report)
 }
+
+// report hands a result to the loop. It never blocks: results holds two
+// per unit of work in flight, and the scheduler caps those.
+func (d *Dispatcher) report(r result) { d.results <- r }

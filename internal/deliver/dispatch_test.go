@@ -605,7 +605,9 @@ func TestItemDroppedWhileFailing(t *testing.T) {
 	enqueue(t, st, "ghana", []string{"1"}, 1, 1, 1)
 	items, _ := st.Pending("ghana", "1", 0, 0)
 	rcv := newReceiver(t, func(string, int) (int, string, http.Header) {
-		if err := st.Delivered("ghana", "1", items[0].Seq); err != nil {
+		done := make(chan error, 1)
+		st.Delivered("ghana", "1", items[0].Seq, func(err error) { done <- err })
+		if err := <-done; err != nil {
 			t.Error(err)
 		}
 		return http.StatusInternalServerError, "", nil

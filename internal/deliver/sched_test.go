@@ -76,7 +76,7 @@ func (f *fakeRun) run(t *testing.T, until time.Time, cond func() bool) {
 			} else {
 				res, err := f.outcome(w.item)
 				f.sent = append(f.sent, sent{it: w.item, at: f.now, ok: err == nil})
-				r = f.d.record(w, res, err, f.now)
+				r = f.record(t, w, res, err)
 			}
 			f.d.sched.Done(r, f.now)
 		}
@@ -85,6 +85,18 @@ func (f *fakeRun) run(t *testing.T, until time.Time, cond func() bool) {
 			return
 		}
 	}
+}
+
+// record stores an outcome as the Dispatcher does. With nothing else
+// committing, a success's mark is reported before record returns.
+func (f *fakeRun) record(t *testing.T, w *work, res Result, err error) result {
+	t.Helper()
+	var r *result
+	f.d.record(w, res, err, f.now, func(got result) { r = &got })
+	if r == nil {
+		t.Fatal("the outcome was not reported")
+	}
+	return *r
 }
 
 // commitOrders commits one event per order id, detected at the fake time.
@@ -562,7 +574,7 @@ func TestStoreFailureResends(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r := f.d.record(work[0], Result{Status: 200}, nil, f.now)
+	r := f.record(t, work[0], Result{Status: 200}, nil)
 	if r.kind != storeFailed {
 		t.Fatalf("result %v, want storeFailed", r.kind)
 	}

@@ -57,7 +57,7 @@ func BenchmarkDelivered(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					it := items[next.Add(1)-1]
-					if err := s.Delivered("a", "1", it.Seq); err != nil {
+					if err := delivered(s, "a", "1", it.Seq); err != nil {
 						b.Error(err)
 						return
 					}
@@ -94,7 +94,7 @@ func BenchmarkCommitAndDeliver(b *testing.B) {
 	for range workers {
 		wg.Go(func() {
 			for it := range queue {
-				if err := s.Delivered("a", "1", it.Seq); err != nil {
+				if err := delivered(s, "a", "1", it.Seq); err != nil {
 					b.Error(err)
 				}
 			}

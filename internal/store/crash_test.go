@@ -52,7 +52,7 @@ func crashChild(path string) error {
 				return
 			}
 			for _, it := range items {
-				if s.Delivered("acct", "b", it.Seq) != nil {
+				if delivered(s, "acct", "b", it.Seq) != nil {
 					return
 				}
 			}

@@ -12,7 +12,8 @@ import (
 // timer: the first caller commits whatever is queued, and calls arriving
 // during that commit go together in the next one. A lone call pays one
 // transaction and no delay, and throughput grows with the number of
-// delivery workers (BenchmarkDelivered: about twice Batch's).
+// delivery workers (BenchmarkDelivered: about twice Batch's). A caller
+// may wait for its outcome (groupDo) or go on and be told (Delivered).
 type groupCommit struct {
 	db      *bolt.DB
 	mu      sync.Mutex
@@ -26,7 +27,7 @@ type groupCommit struct {
 // every call in it.
 type groupCall struct {
 	fn   func(*bolt.Tx) error
-	done chan error
+	then func(error) // told the call's outcome once its transaction has ended
 }
 
 // rejected wraps an error a groupCall found before writing anything.
@@ -34,17 +35,19 @@ type rejected struct{ error }
 
 func (r rejected) Unwrap() error { return r.error }
 
-func (g *groupCommit) do(fn func(*bolt.Tx) error) error {
-	done := make(chan error, 1)
+// start queues fn for the next shared transaction and tells then its
+// outcome. With no commit running, the caller commits at once on its own
+// goroutine and then is called before start returns; otherwise the
+// goroutine that runs the commit calls it, so then must not block.
+func (g *groupCommit) start(fn func(*bolt.Tx) error, then func(error)) {
 	g.mu.Lock()
-	g.queue = append(g.queue, groupCall{fn, done})
+	g.queue = append(g.queue, groupCall{fn, then})
 	lead := !g.running
 	g.running = true
 	g.mu.Unlock()
 	if lead {
 		g.flush()
 	}
-	return <-done
 }
 
 // flush commits the queue once. Calls queued meanwhile go to a new
@@ -83,9 +86,9 @@ func (g *groupCommit) commit(calls []groupCall) {
 	})
 	for i, c := range calls {
 		if err != nil {
-			c.done <- err
+			c.then(err)
 		} else {
-			c.done <- own[i]
+			c.then(own[i])
 		}
 	}
 }

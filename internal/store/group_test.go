@@ -39,12 +39,17 @@ func TestGroupCommit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openTest(t)
 			calls := make([]groupCall, len(tt.fns))
+			errs := make([]error, len(tt.fns))
+			told := make([]bool, len(tt.fns))
 			for i, fn := range tt.fns {
-				calls[i] = groupCall{fn: fn, done: make(chan error, 1)}
+				calls[i] = groupCall{fn: fn, then: func(err error) { errs[i], told[i] = err, true }}
 			}
 			s.group.commit(calls)
-			for i, c := range calls {
-				if err := <-c.done; !errors.Is(err, tt.wantErrs[i]) || (err == nil) != (tt.wantErrs[i] == nil) {
+			for i, err := range errs {
+				if !told[i] {
+					t.Errorf("call %d: not told its outcome", i)
+				}
+				if !errors.Is(err, tt.wantErrs[i]) || (err == nil) != (tt.wantErrs[i] == nil) {
 					t.Errorf("call %d: %v, want %v", i, err, tt.wantErrs[i])
 				}
 			}
@@ -79,7 +84,7 @@ func TestGroupCommitConcurrentMix(t *testing.T) {
 			var err error
 			switch i % 3 {
 			case 0:
-				err = s.Delivered("a", "x", it.Seq)
+				err = delivered(s, "a", "x", it.Seq)
 			case 1:
 				it.Seq += 1 << 40 // no such item
 				if err = s.Reschedule(it); errors.Is(err, ErrNotFound) {
@@ -122,7 +127,7 @@ func TestGroupCommitNoStarvation(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for !allDone() && time.Now().Before(deadline) {
-				if err := s.Delivered("a", "x", uint64(w)); err != nil {
+				if err := delivered(s, "a", "x", uint64(w)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -135,5 +140,42 @@ func TestGroupCommitNoStarvation(t *testing.T) {
 	wg.Wait()
 	if !allDone() {
 		t.Errorf("calls answered per worker: %v; every worker should reach %d", done, calls)
+	}
+}
+
+// Delivered does not wait while another commit runs: it returns at once,
+// and its outcome comes once the next shared transaction has committed,
+// with the mark in the file. That frees a delivery goroutine to send
+// again during the fsync.
+func TestDeliveredDoesNotWait(t *testing.T) {
+	s := openTest(t)
+	commit(t, s, "a", Commit{Events: newEvents("a", 1), Webhooks: []string{"x"}, Cursor: 1})
+	it := pending(t, s, "a", "x")[0]
+	release, running := make(chan struct{}), make(chan struct{})
+	slow := make(chan error, 1)
+	go func() {
+		slow <- s.groupDo(func(*bolt.Tx) error {
+			close(running)
+			<-release
+			return nil
+		})
+	}()
+	<-running
+	told := make(chan error, 1)
+	s.Delivered("a", "x", it.Seq, func(err error) { told <- err })
+	select {
+	case err := <-told:
+		t.Fatalf("told %v while the commit before it still runs", err)
+	default:
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-told; err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(t, s, "a", "x"); len(got) != 0 {
+		t.Errorf("%d pending after the mark was told committed", len(got))
 	}
 }

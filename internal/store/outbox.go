@@ -418,11 +418,15 @@ func (s *Store) Due(account, webhook string, now time.Time, limit int, skip func
 
 // Delivered removes a delivered item from the outbox, puts its order's
 // next item in due and deletes the event once nothing refers to it, in one
-// transaction. Concurrent calls are batched into shared transactions
-// (groupCommit). An item already gone (delivered before a restart,
-// dead-lettered by an operator) is not an error.
-func (s *Store) Delivered(account, webhook string, seq uint64) error {
-	err := s.groupDo(func(tx *bolt.Tx) error {
+// transaction shared with concurrent writes (groupCommit), and tells then
+// the outcome once that transaction has committed: before Delivered
+// returns when no commit was running, else from the goroutine that ran
+// the commit, so then must not block. It does not wait, so a delivery
+// goroutine goes back to sending while the shared fsync runs. An item
+// already gone (delivered before a restart, dead-lettered by an operator)
+// is not an error.
+func (s *Store) Delivered(account, webhook string, seq uint64, then func(error)) {
+	s.groupStart(func(tx *bolt.Tx) error {
 		acct := accountBucket(tx, account)
 		q, err := queueOf(acct, webhook, false)
 		if err != nil || q.outbox == nil {
@@ -441,11 +445,9 @@ func (s *Store) Delivered(account, webhook string, seq uint64) error {
 			return err
 		}
 		return releaseEvent(acct, seq)
+	}, func(err error) {
+		then(wrapErr(err, "delivered %s/%s seq %d", account, webhook, seq))
 	})
-	if err != nil {
-		return wrapErr(err, "delivered %s/%s seq %d", account, webhook, seq)
-	}
-	return nil
 }
 
 // Reschedule records a failed attempt: it stores it.Attempts,

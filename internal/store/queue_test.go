@@ -188,7 +188,7 @@ func TestQueueInvariants(t *testing.T) {
 					commit(t, s, "a", Commit{Events: evs, Webhooks: ws[:1+r.IntN(len(ws))], Cursor: hid, At: now})
 				case 2:
 					if it, ok := randomItem(); ok {
-						if err := s.Delivered("a", it.Webhook, it.Seq); err != nil {
+						if err := delivered(s, "a", it.Webhook, it.Seq); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -300,7 +300,7 @@ func TestDue(t *testing.T) {
 	if items, _, _ := s.Due("a", "x", t0.Add(2*time.Minute), 10, nil); !slices.Equal(hids(items), []int64{2, 3, 1}) {
 		t.Errorf("when the retry is due: Due = %v, want [2 3 1]", hids(items))
 	}
-	if err := s.Delivered("a", "x", failed.Seq); err != nil {
+	if err := delivered(s, "a", "x", failed.Seq); err != nil {
 		t.Fatal(err)
 	}
 	if items, _, _ := s.Due("a", "x", t0.Add(time.Hour), 10, nil); !slices.Equal(hids(items), []int64{2, 3, 4}) {
@@ -340,7 +340,7 @@ func TestEventStoredOnce(t *testing.T) {
 		if i == 1 {
 			err = s.DeadLetter("gone", t0, it)
 		} else {
-			err = s.Delivered("a", w, it.Seq)
+			err = delivered(s, "a", w, it.Seq)
 		}
 		if err != nil {
 			t.Fatal(err)

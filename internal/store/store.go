@@ -286,12 +286,22 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 }
 
 // groupDo runs a small write in a transaction shared with concurrent ones
-// (see groupCommit).
+// (see groupCommit) and returns its outcome.
 func (s *Store) groupDo(fn func(*bolt.Tx) error) error {
+	done := make(chan error, 1)
+	s.groupStart(fn, func(err error) { done <- err })
+	return <-done
+}
+
+// groupStart queues a small write for a transaction shared with concurrent
+// ones and tells then its outcome (see groupCommit.start: then must not
+// block).
+func (s *Store) groupStart(fn func(*bolt.Tx) error, then func(error)) {
 	if s.closed.Load() {
-		return ErrClosed
+		then(ErrClosed)
+		return
 	}
-	return closedErr(s.group.do(fn))
+	s.group.start(fn, func(err error) { then(closedErr(err)) })
 }
 
 // wrapErr adds context to err. Errors carrying one of the package's

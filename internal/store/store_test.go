@@ -76,6 +76,13 @@ func pending(t testing.TB, s *Store, account, webhook string) []Item {
 
 // deliverAll marks items delivered from 16 goroutines, so the group commit
 // shares transactions as it does under the delivery workers.
+// delivered waits for Delivered's outcome.
+func delivered(s *Store, account, webhook string, seq uint64) error {
+	done := make(chan error, 1)
+	s.Delivered(account, webhook, seq, func(err error) { done <- err })
+	return <-done
+}
+
 func deliverAll(t testing.TB, s *Store, items []Item) {
 	t.Helper()
 	work := make(chan Item)
@@ -83,7 +90,7 @@ func deliverAll(t testing.TB, s *Store, items []Item) {
 	for range 16 {
 		wg.Go(func() {
 			for it := range work {
-				if err := s.Delivered(it.Account, it.Webhook, it.Seq); err != nil {
+				if err := delivered(s, it.Account, it.Webhook, it.Seq); err != nil {
 					t.Error(err)
 				}
 			}
@@ -563,17 +570,17 @@ func TestDeliveredAndQueueCounts(t *testing.T) {
 	commit(t, s, "a", Commit{Events: newEvents("a", 1, 2, 3), Webhooks: []string{"x", "y"}, Cursor: 3})
 	x := pending(t, s, "a", "x")
 	for _, it := range x[:2] {
-		if err := s.Delivered("a", "x", it.Seq); err != nil {
+		if err := delivered(s, "a", "x", it.Seq); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Delivered("a", "x", x[0].Seq); err != nil {
+	if err := delivered(s, "a", "x", x[0].Seq); err != nil {
 		t.Errorf("second Delivered of the same item: %v", err)
 	}
-	if err := s.Delivered("nope", "x", 1); err != nil {
+	if err := delivered(s, "nope", "x", 1); err != nil {
 		t.Errorf("Delivered on an unknown account: %v", err)
 	}
-	if err := s.Delivered("a", "nope", 1); err != nil {
+	if err := delivered(s, "a", "nope", 1); err != nil {
 		t.Errorf("Delivered on an unknown webhook: %v", err)
 	}
 	if got := seqs(pending(t, s, "a", "x")); !slices.Equal(got, []uint64{x[2].Seq}) {
@@ -643,7 +650,7 @@ func TestReschedule(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("after Reschedule = %+v\nwant %+v", got, want)
 	}
-	if err := s.Delivered("a", "x", it.Seq); err != nil {
+	if err := delivered(s, "a", "x", it.Seq); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reschedule(upd); !errors.Is(err, ErrNotFound) {
@@ -774,7 +781,7 @@ func TestClosed(t *testing.T) {
 		"Seen":        func() error { _, err := s.Seen("a", 0, 10); return err },
 		"CommitPoll":  func() error { return s.CommitPoll("a", Commit{}) },
 		"Pending":     func() error { _, err := s.Pending("a", "x", 0, 1); return err },
-		"Delivered":   func() error { return s.Delivered("a", "x", 1) },
+		"Delivered":   func() error { return delivered(s, "a", "x", 1) },
 		"Reschedule":  func() error { return s.Reschedule(Item{Account: "a", Webhook: "x", Seq: 1}) },
 		"DeadLetter":  func() error { return s.DeadLetter("r", t0, Item{Account: "a", Webhook: "x", Seq: 1}) },
 		"Dead":        func() error { _, err := s.Dead(""); return err },
@@ -809,7 +816,7 @@ func TestConcurrentDelivered(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(items); i += workers {
-				if err := s.Delivered("a", "x", items[i].Seq); err != nil {
+				if err := delivered(s, "a", "x", items[i].Seq); err != nil {
 					errs <- err
 					return
 				}
@@ -881,7 +888,7 @@ func TestCorruptRecord(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"Reschedule": s.Reschedule(items[1]),
-		"Delivered":  s.Delivered("a", "x", items[1].Seq),
+		"Delivered":  delivered(s, "a", "x", items[1].Seq),
 		"DeadLetter": s.DeadLetter("r", t0, items[1]),
 	} {
 		if !errors.Is(err, ErrCorrupt) {
@@ -892,7 +899,7 @@ func TestCorruptRecord(t *testing.T) {
 	if p, d, err := s.Counts("a"); p != 2 || d != 0 || err != nil {
 		t.Errorf("Counts = %d, %d, %v; want 2, 0", p, d, err)
 	}
-	if err := s.Delivered("a", "x", items[0].Seq); err != nil {
+	if err := delivered(s, "a", "x", items[0].Seq); err != nil {
 		t.Fatal(err)
 	}
 
