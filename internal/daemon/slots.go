@@ -16,11 +16,15 @@ const slotQuantum = 100 * time.Millisecond
 
 // slots shares cron entries between accounts: those with the same schedule
 // whose offsets fall in the same slotQuantum share one entry, which starts
-// a poll for each of them. cron sorts all its entries on every run, so one
+// a poll for each of them at once. cron sorts all its entries on every run, so one
 // entry per account would cost O(accounts) at each of thousands of runs a
 // minute; this way it holds a few hundred entries whatever the number of
-// accounts. An account's first tick comes from a timer of its own, its
-// offset after it is added, so a start or a reload polls it at once.
+// accounts. Starting a slot's polls together, rather than each at its own
+// offset within the quantum, wakes the process once per slot instead of
+// once per poll: at 10,000 accounts that halves the daemon's CPU (see
+// docs/PERFORMANCE.md, section 3). An account's first tick comes from a
+// timer of its own, its offset after it is added, so a start or a reload
+// polls it at once.
 //
 // Polls run on workers: goroutines that take the next poll when they are
 // done with one, so their grown stacks are reused. A burst (the first polls
@@ -60,8 +64,7 @@ type slot struct {
 // member is one scheduled account in the slots.
 type member struct {
 	key   slotKey
-	delay time.Duration // its offset within the slot's quantum
-	first *time.Timer   // its first tick
+	first *time.Timer // its first tick
 	tick  func(context.Context)
 	log   *slog.Logger
 }
@@ -81,7 +84,7 @@ func (s *slots) add(polls context.Context, schedule string, sched shifted, log *
 		return nil
 	}
 	k := slotKey{schedule: schedule, offset: sched.offset.Truncate(slotQuantum)}
-	m := &member{key: k, delay: sched.offset - k.offset, tick: tick, log: log}
+	m := &member{key: k, tick: tick, log: log}
 	sl := s.bySlot[k]
 	if sl == nil {
 		// The slot's first run is the schedule's first tick after its
@@ -125,9 +128,7 @@ func (s *slots) entries() int {
 	return len(s.bySlot)
 }
 
-// fire is a slot's cron job: a poll for each of its accounts, each at its
-// own offset within the quantum, so requests go out evenly rather than in
-// bursts.
+// fire is a slot's cron job: a poll for each of its accounts.
 func (s *slots) fire(polls context.Context, k slotKey) {
 	s.mu.Lock()
 	sl := s.bySlot[k]
@@ -140,11 +141,7 @@ func (s *slots) fire(polls context.Context, k slotKey) {
 	}
 	s.mu.Unlock()
 	for _, m := range members {
-		if m.delay <= 0 {
-			s.start(polls, m)
-			continue
-		}
-		time.AfterFunc(m.delay, func() { s.start(polls, m) })
+		s.start(polls, m)
 	}
 }
 
