@@ -294,6 +294,30 @@ func TestSlotsSpreadFirstRuns(t *testing.T) {
 	}
 }
 
+// A slot's cron run starts all of its accounts' polls before it returns,
+// whatever their offsets within the slot (a timer each would wake the
+// process once per poll): stop, which starts no more polls and waits for
+// those started, sees every one of them run.
+func TestSlotStartsItsPollsTogether(t *testing.T) {
+	s := newSlots(cron.New(), slog.New(slog.DiscardHandler))
+	const n = 5
+	var ticks atomic.Int32
+	var m *member
+	for i := range n { // first ticks an hour away; offsets 0-80 ms into one slot
+		m = add(t, s, "@every 1h", time.Hour+time.Duration(i)*20*time.Millisecond, func() { ticks.Add(1) })
+	}
+	if got := s.entries(); got != 1 {
+		t.Fatalf("%d slots, want the %d accounts in one", got, n)
+	}
+	s.fire(context.Background(), m.key)
+	if !s.stop(context.Background(), func() {}, time.Second) {
+		t.Fatal("the polls did not end")
+	}
+	if got := ticks.Load(); got != n {
+		t.Errorf("%d of the slot's %d polls ran", got, n)
+	}
+}
+
 // A burst of polls starts as many workers as it needs; afterwards at most
 // maxIdleWorkers wait for work.
 func TestSlotsWorkersAfterABurst(t *testing.T) {
