@@ -220,21 +220,24 @@ func configYAML(dir, crmURL, hookURL string, accts []*demoAccount) string {
 }
 
 // drive changes orders until ctx ends: it creates orders (now and then
-// directly in "approved") and moves open ones along the workflow.
+// directly in "approved") and moves open ones along the workflow. The
+// first change creates an approved order, so that even a demo of a few
+// seconds shows a webhook (by chance alone, about one run in a hundred
+// of four seconds would have none).
 func drive(ctx context.Context, accts []*demoAccount, rng *rand.Rand, every time.Duration) {
 	open := make(map[*demoAccount][]int64)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	for first := true; ; first = false {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 		a := accts[rng.IntN(len(accts))]
-		if len(open[a]) < 3 || rng.IntN(4) == 0 {
+		if first || len(open[a]) < 3 || rng.IntN(4) == 0 {
 			status := "new"
-			if rng.IntN(6) == 0 {
+			if first || rng.IntN(6) == 0 {
 				status = "approved"
 			}
 			open[a] = append(open[a], a.sim.CreateOrder(a.sites[rng.IntN(len(a.sites))], status))

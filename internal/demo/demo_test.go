@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"regexp"
@@ -47,6 +48,29 @@ func TestRun(t *testing.T) {
 		if !strings.Contains(out.String(), "  "+a+" ") {
 			t.Errorf("no delivery shown for %s", a)
 		}
+	}
+}
+
+// However short the demo and whatever the seed, its first change approves
+// an order, so the user sees at least one webhook.
+func TestRunShowsAWebhookAtOnce(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			var out bytes.Buffer
+			s, err := Run(context.Background(), Options{
+				Duration: time.Second, // one change, with room for a late tick
+				Every:    600 * time.Millisecond,
+				Seed:     seed,
+				Out:      &out,
+				Logger:   slog.New(slog.DiscardHandler),
+			})
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, out.String())
+			}
+			if s.Changes != 1 || s.Qualifying != 1 || s.Received != 1 {
+				t.Errorf("changes %d, qualifying %d, received %d; want 1, 1, 1\n%s", s.Changes, s.Qualifying, s.Received, out.String())
+			}
+		})
 	}
 }
 
