@@ -111,6 +111,24 @@ func procStatus(field string) float64 {
 	return 0
 }
 
+// profileTo calls write with the file named by the environment variable
+// env, when it is set; the file is closed when the test ends.
+func profileTo(tb testing.TB, env string, write func(io.Writer) error) {
+	tb.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { f.Close() })
+	if err := write(f); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 func BenchmarkAccounts(b *testing.B) {
 	b.Cleanup(gcfloor.Start()) // as `poller run` does
 	t := b
@@ -207,16 +225,7 @@ func BenchmarkAccounts(b *testing.B) {
 		return n
 	}
 	polls0, deliv0 := polls(), delivered()
-	if path := os.Getenv("DAEMON_LONG_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	profileTo(t, "DAEMON_LONG_CPUPROFILE", pprof.StartCPUProfile)
 	cpu0, wall0 := cpuTime(), time.Now()
 	maxRSS := 0.0
 	for end := wall0.Add(measure); time.Now().Before(end); time.Sleep(time.Second) {
@@ -236,16 +245,7 @@ func BenchmarkAccounts(b *testing.B) {
 	t.Logf("polls ok=%.0f (%.1f/s), failed polls since the start=%.0f, deliveries ok=%.0f, readyz=%q",
 		nPolls, nPolls/wall.Seconds(), pollsBy("error"), nDeliv, strings.TrimSpace(body))
 
-	if path := os.Getenv("DAEMON_LONG_HEAPPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.WriteHeapProfile(f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	profileTo(t, "DAEMON_LONG_HEAPPROFILE", pprof.WriteHeapProfile)
 
 	// Every account polls once an interval: a window of k whole intervals
 	// holds at least k polls of each (offsets span only part of an

@@ -99,6 +99,15 @@ func (f *fakeRun) record(t *testing.T, w *work, res Result, err error) result {
 	return *r
 }
 
+// orderIDs returns the order ids 1..n.
+func orderIDs(n int) []int64 {
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	return ids
+}
+
 // commitOrders commits one event per order id, detected at the fake time.
 func commitOrders(t *testing.T, st *store.Store, account string, webhooks []string, now time.Time, firstHID int64, orders ...int64) {
 	t.Helper()
@@ -120,10 +129,7 @@ var errDown = fmt.Errorf("%w: 500", ErrStatus)
 // holds nothing but what is in flight.
 func TestSchedulerHeadOfLine(t *testing.T) {
 	st := openStore(t, "")
-	failing := make([]int64, 1100)
-	for i := range failing {
-		failing[i] = int64(i + 1)
-	}
+	failing := orderIDs(1100)
 	commitOrders(t, st, "ghana", []string{"1"}, t0, 1, failing...)
 	const healthy = 5000
 	commitOrders(t, st, "ghana", []string{"1"}, t0.Add(time.Millisecond), 2000, healthy)
@@ -592,10 +598,7 @@ func TestStoreFailureResends(t *testing.T) {
 // retries due at once, so the backlog drains without waiting for them.
 func TestSchedulerRecovery(t *testing.T) {
 	st := openStore(t, "")
-	orders := make([]int64, 200)
-	for i := range orders {
-		orders[i] = int64(i + 1)
-	}
+	orders := orderIDs(200)
 	commitOrders(t, st, "ghana", []string{"1"}, t0, 1, orders...)
 	up := false
 	outcome := func(store.Item) (Result, error) {

@@ -109,18 +109,25 @@ func drainBig(tb testing.TB, sim simServer) (peak uint64, events int) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return peak, sim.readAll(tb, st)
+}
+
+// readAll checks that the poll's cursor reached the simulated history's
+// last id and returns the events pending in the outbox.
+func (s simServer) readAll(tb testing.TB, st *store.Store) int {
+	tb.Helper()
 	state, err := st.State("acme")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if state.Cursor != sim.lastID {
-		tb.Fatalf("cursor %d after the drain, want %d", state.Cursor, sim.lastID)
+	if state.Cursor != s.lastID {
+		tb.Fatalf("cursor %d after reading the history, want %d", state.Cursor, s.lastID)
 	}
 	pending, _, err := st.Counts("acme")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return peak, pending
+	return pending
 }
 
 // simServer serves bigHistory(n) from a child process, so that the heap
@@ -252,17 +259,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 		took := time.Since(start)
-		state, err := st.State("acme")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if state.Cursor != sim.lastID {
-			b.Fatalf("cursor %d after the catch-up, want %d", state.Cursor, sim.lastID)
-		}
-		events, _, err := st.Counts("acme")
-		if err != nil {
-			b.Fatal(err)
-		}
+		events := sim.readAll(b, st)
 		st.Close()
 		requests := func(endpoint, code string) float64 {
 			return testutil.ToFloat64(m.APIRequestsTotal.WithLabelValues("acme", endpoint, code))
