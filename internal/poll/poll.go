@@ -224,7 +224,7 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 			if more(page.Pagination) {
 				p.anomaly(anomalyEmptyPage, "empty history page with more pages announced; the read stops here",
 					"since_id", f.SinceID, "total_page_count", page.Pagination.TotalPageCount)
-				return fmt.Errorf("%w: an empty page with more pages announced after history id %d", ErrIncomplete, f.SinceID)
+				return fmt.Errorf("%w: an empty page with more pages announced %s", ErrIncomplete, where(f))
 			}
 			return nil
 		}
@@ -234,7 +234,7 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 		}
 		if next <= f.SinceID {
 			p.anomaly(anomalyNoProgress, "history page does not move past sinceId; the read stops here", "since_id", f.SinceID)
-			return fmt.Errorf("%w: a page that does not move past history id %d", ErrIncomplete, f.SinceID)
+			return fmt.Errorf("%w: a page that does not move on %s", ErrIncomplete, where(f))
 		}
 		if drained(page) {
 			return nil
@@ -242,6 +242,14 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 		// sinceId takes over from a date filter; other filters stay.
 		f.SinceID, f.StartDate, f.Page = next, time.Time{}, 0
 	}
+}
+
+// where names a read's position for an error.
+func where(f retailcrm.HistoryFilter) string {
+	if f.SinceID == 0 {
+		return "on the first page"
+	}
+	return fmt.Sprintf("after history id %d", f.SinceID)
 }
 
 // commit writes c and, when it enqueued events, counts them and wakes
