@@ -20,6 +20,12 @@
 // as the anomaly look_back_overflow. Once no mark is left, an idle poll
 // costs one history request and writes nothing.
 //
+// A read that stops early (an empty page with more announced, a page that
+// does not move on) is not a successful pass: the tick commits what it read,
+// retires no mark and fails with ErrIncomplete. Times are read in the
+// account's zone (zone.go), and where a time is ambiguous, as the instant
+// that errs on looking back.
+//
 // Catch-up. A poll reads on until the history is drained, at the account's
 // rate limit, committing every page_budget pages (and every 100 events),
 // and logs its progress every 10 s.

@@ -173,3 +173,33 @@ func TestZoneUnknown(t *testing.T) {
 		t.Errorf("zone %v (known %v) after a failed refresh, want Europe/Moscow kept", loc, known)
 	}
 }
+
+// With the zone unknown, the sweep's window still starts no later than
+// meant: an account at UTC-10 whose transition the poll missed 20 h ago
+// (a window written in UTC would start 14 h ago there).
+func TestSweepWindowWithZoneUnknown(t *testing.T) {
+	h := newHarness(t, harnessOptions{seed: 307,
+		sim: crmsim.AccountOptions{TimeZone: loadZone(t, "Pacific/Honolulu"), SettingsForbidden: true},
+		account: func(a *config.Account) {
+			a.TimeZone, a.LookBackTime = nil, 5*time.Second
+		}})
+	o1, o2 := h.crm.CreateOrder("main", "new"), h.crm.CreateOrder("main", "new")
+	h.poll()
+	late := lateEntry(h, 20*time.Second, func() int64 { return h.crm.SetStatus(o1, "approved") })
+	h.crm.SetStatus(o2, "cancel")
+	for range 4 {
+		h.poll()
+		h.clock.Advance(2 * time.Second)
+	}
+	h.clock.Advance(20 * time.Hour)
+	h.poll()
+	if countID(h.outbox(), late) != 0 {
+		t.Fatal("the history poll found the entry: the test needs it missed")
+	}
+	if res := h.sweep(); res.Recovered != 1 || !hasOnce(h.outbox(), late) {
+		t.Errorf("sweep %+v did not recover %d", res, late)
+	}
+	if res := h.sweep(); res.Recovered != 0 {
+		t.Errorf("second sweep %+v", res)
+	}
+}
