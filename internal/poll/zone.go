@@ -108,7 +108,12 @@ func (p *Poller) resolveZone(ctx context.Context) {
 	*z = zoneState{loc: loc, readAt: now}
 }
 
+// readZone reads the zone from the account, within one request timeout
+// (retries included): a settings endpoint that struggles must not hold the
+// poll up.
 func (p *Poller) readZone(ctx context.Context) (*time.Location, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(p.acct.Timeout, time.Second))
+	defer cancel()
 	s, err := p.client.Settings(ctx)
 	if err != nil {
 		return nil, err
