@@ -183,10 +183,13 @@ func wallTimes(s string, loc *time.Location) (early, late time.Time) {
 	}
 	// The offsets in force around it: a zone changes its offset at most
 	// once within a day either side.
-	var offsets []int
-	for _, d := range []time.Duration{-24 * time.Hour, 0, 24 * time.Hour} {
-		_, off := w.Add(d).In(loc).Zone()
-		offsets = append(offsets, off)
+	var offsets [3]int
+	for i, d := range []time.Duration{-24 * time.Hour, 0, 24 * time.Hour} {
+		_, offsets[i] = w.Add(d).In(loc).Zone()
+	}
+	if offsets[0] == offsets[1] && offsets[1] == offsets[2] { // no clock change near: one instant
+		t := w.Add(-time.Duration(offsets[1]) * time.Second).In(loc)
+		return t, t
 	}
 	var valid, all []time.Time
 	for _, off := range offsets {
