@@ -39,9 +39,6 @@ type AccountOptions struct {
 	SettingsForbidden bool
 }
 
-// sources are the history sources the API writes (Change.Source).
-var sources = []string{"user", "api", "code", "rule", "combine", "split"}
-
 // DefaultStatuses are the status codes of an account created without Statuses.
 var DefaultStatuses = []string{"new", "approved", "assembling", "complete", "cancel"}
 
@@ -154,18 +151,6 @@ func (a *Account) Sites() []string { return slices.Clone(a.opts.Sites) }
 
 // Statuses returns the account's status codes.
 func (a *Account) Statuses() []string { return slices.Clone(a.opts.Statuses) }
-
-// Change says who makes a change. The zero value is a user (source "user")
-// with a generated user id.
-type Change struct {
-	// Source is "user" (default), "api" (through a key), "code" (RetailCRM
-	// itself), "rule" (a trigger's action), "combine" (a merge of orders) or
-	// "split" (a split of an order). Only "user" entries carry user{id}, and
-	// only "api" entries apiKey{current}.
-	Source string
-	UserID int64  // for source "user"; 0 picks one
-	APIKey string // for source "api": the key the change was made through
-}
 
 // CreateOrder creates an order on site in status and appends its creation
 // history entry (made by a user). It returns the order id.
