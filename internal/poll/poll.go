@@ -90,7 +90,7 @@ var (
 	ErrIncomplete = errors.New("poll: history read stopped before its end")
 )
 
-// Poller polls one account. Poll and Sweep calls are serialised.
+// Poller polls one account. Poll, Sweep and Replay calls are serialised.
 type Poller struct {
 	acct     config.Account
 	rules    detect.Rules

@@ -34,6 +34,8 @@ type ReplayResult struct {
 // that does not page on: ErrIncomplete) is an error naming the last entry
 // handled; what was handed to emit before it stays handed.
 func (p *Poller) Replay(ctx context.Context, from, to time.Time, emit func([]store.NewEvent) error) (ReplayResult, error) {
+	p.run.Lock() // the zone state is the poller's
+	defer p.run.Unlock()
 	var res ReplayResult
 	p.resolveZone(ctx)
 	loc, err := p.needZone("replay")
