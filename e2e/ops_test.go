@@ -194,7 +194,11 @@ func TestCheck(t *testing.T) {
 	}
 
 	e := newEnv(t, 32)
-	good := e.account("good", crmsim.AccountOptions{Sites: []string{"s1"}})
+	msk, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := e.account("good", crmsim.AccountOptions{Sites: []string{"s1"}, TimeZone: msk})
 	broken := []struct{ name, yaml, msg string }{
 		{"syntax", "accounts: [\n", "broken.yaml:"},
 		{"unknown key", "accounts:\n  - name: a\n    url: http://x\n    api_key: k\n    colour: red\n", "broken.yaml:5: accounts[0].colour"},
@@ -223,16 +227,18 @@ func TestCheck(t *testing.T) {
 		"statuses": []string{"approved", "complete"}, "sites": []string{"s1"},
 		"webhooks": []any{e.webhook("/x", nil)}}))
 	out, errOut, code := cli(t, nil, "check", "-config", okCfg, "-online")
-	if code != 0 || !strings.Contains(out, "ok    good: key accepted") {
+	if code != 0 || !strings.Contains(out, "ok    good: key accepted") || !strings.Contains(out, "; time zone: Europe/Moscow (the account's)") {
 		t.Errorf("check -online: exit %d: %s %s", code, out, errOut)
 	}
 	bad := e.acctConfig(good, map[string]any{"name": "wrongkey", "api_key": "not-the-key-e2e",
 		"webhooks": []any{e.webhook("/x", nil)}})
 	missing := e.acctConfig(good, map[string]any{"name": "nostatus", "statuses": []string{"approved", "shipped"},
 		"webhooks": []any{e.webhook("/x", nil)}})
-	mixedCfg := e.writeConfig("mixed.yaml", nil, bad, e.acctConfig(good, map[string]any{"webhooks": []any{e.webhook("/x", nil)}}), missing)
+	wrongZone := e.acctConfig(good, map[string]any{"name": "wrongzone", "time_zone": "UTC", "webhooks": []any{e.webhook("/x", nil)}})
+	mixedCfg := e.writeConfig("mixed.yaml", nil, bad, e.acctConfig(good, map[string]any{"webhooks": []any{e.webhook("/x", nil)}}), missing, wrongZone)
 	out, _, code = cli(t, nil, "check", "-config", mixedCfg, "-online")
-	for _, s := range []string{"FAIL  wrongkey: credentials: retailcrm: wrong API key", "ok    good:", "FAIL  nostatus: status codes not found in the account: shipped"} {
+	for _, s := range []string{"FAIL  wrongkey: credentials: retailcrm: wrong API key", "ok    good:", "FAIL  nostatus: status codes not found in the account: shipped",
+		"FAIL  wrongzone: time_zone differs from the account's: time_zone UTC, the account's zone Europe/Moscow"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("check -online output lacks %q:\n%s", s, out)
 		}

@@ -66,6 +66,16 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	replay() // into the state file
+
+	// A read that stops early (a page without entries that announces more)
+	// is a failure that says how far it got, never a success.
+	shop.SetFaults(crmsim.Faults{Endpoint: crmsim.EndpointHistory, EmptyPages: 1})
+	stdout, stderr, code := cli(t, nil, "replay", "-config", cfg, "-account", "shop", "-from", from, "-to", to)
+	if code != 1 || !strings.Contains(stderr, "history read stopped before its end") ||
+		!strings.Contains(stderr, "it stopped before the first entry of the window") || strings.Contains(stdout, "events queued") {
+		t.Errorf("replay over an empty page exited %d:\n%s%s", code, stdout, stderr)
+	}
+	shop.SetFaults(crmsim.Faults{})
 	p = e.start(cfg)
 	waitCopies(p, 3)
 	for _, d := range e.rec.Deliveries() {

@@ -1,10 +1,11 @@
 // Package check backs `poller check`: a summary of a loaded config and, with
 // Online, a live check of every account against its RetailCRM API (the key
 // is accepted, every configured status code exists, every configured site is
-// visible to the key). Accounts are checked concurrently and reported in
-// config order, one line each, so an operator sees all problems at once:
+// visible to the key, the account's time zone is known and agrees with
+// time_zone). Accounts are checked concurrently and reported in config
+// order, one line each, so an operator sees all problems at once:
 //
-//	ok    NAME: key accepted; sites: SITES (HOW); statuses: CODES
+//	ok    NAME: key accepted; sites: SITES (HOW); statuses: CODES; time zone: ZONE (WHOSE)
 //	FAIL  NAME: REASON
 //
 // SITES are the configured sites, or the sites the key sees when none are
@@ -47,6 +48,11 @@ var (
 	ErrMissingStatus = errors.New("status codes not found in the account")
 	// ErrMissingSite: a configured site is not visible to the API key.
 	ErrMissingSite = errors.New("sites not available to the API key")
+	// ErrZoneMismatch: time_zone differs from the account's own zone.
+	ErrZoneMismatch = errors.New("time_zone differs from the account's")
+	// ErrZoneUnknown: the account's zone cannot be read and time_zone is
+	// not set.
+	ErrZoneUnknown = errors.New("the account's time zone cannot be read")
 )
 
 // Options tune the online check.
@@ -151,6 +157,10 @@ func Account(ctx context.Context, a config.Account, opts Options) (string, error
 	if len(missing) > 0 {
 		return "", fmt.Errorf("%w: %s", ErrMissingStatus, strings.Join(missing, ", "))
 	}
+	zone, err := accountZone(ctx, c, a, time.Now())
+	if err != nil {
+		return "", err
+	}
 	sites := orNone(a.Sites)
 	switch {
 	case len(a.Sites) > 0:
@@ -159,8 +169,8 @@ func Account(ctx context.Context, a config.Account, opts Options) (string, error
 	default:
 		sites = orNone(seen.sites)
 	}
-	return fmt.Sprintf("key accepted; sites: %s (%s); statuses: %s",
-		sites, seen.how, strings.Join(a.Statuses, ", ")), nil
+	return fmt.Sprintf("key accepted; sites: %s (%s); statuses: %s; %s",
+		sites, seen.how, strings.Join(a.Statuses, ", "), zone), nil
 }
 
 // visibleSites are the sites an API key sees, and how that was found out.

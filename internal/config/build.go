@@ -245,12 +245,13 @@ func (b *builder) account(ra field[rawAccount]) Account {
 		}
 		a.StartTime = t
 	}
-	tz, err := time.LoadLocation(r.TimeZone.V)
-	if err != nil || r.TimeZone.V == "" {
-		bad(b, r.TimeZone, "unknown time zone %s", quoted(r.TimeZone))
-		tz = time.UTC
+	if r.TimeZone.Set { // unset: the account's own zone, read by the poller
+		tz, err := time.LoadLocation(r.TimeZone.V)
+		if err != nil || r.TimeZone.V == "" {
+			bad(b, r.TimeZone, "unknown time zone %s", quoted(r.TimeZone))
+		}
+		a.TimeZone = tz
 	}
-	a.TimeZone = tz
 	if len(r.Webhooks.V) == 0 {
 		b.errorf(ra.Line, ra.Key+".webhooks", "at least one webhook is required")
 	}

@@ -290,7 +290,6 @@ func TestBuiltinDefaults(t *testing.T) {
 			Sites:        []string{},
 			Schedule:     "@every 1m",
 			StartFrom:    "now",
-			TimeZone:     time.UTC,
 			OnCreate:     true,
 			RateLimit:    8,
 			LookBack:     10000,

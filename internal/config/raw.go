@@ -108,7 +108,7 @@ type rawSettings struct {
 	LookBackTime   field[string]              `yaml:"look_back_time" doc:"How long (of successful polling) a passed history entry stays in the look-back window; at least two schedule intervals. Default: 2m or two intervals, whichever is longer."`
 	PageBudget     field[int]                 `yaml:"page_budget" doc:"History pages (of 100 entries) read between two commits of a long poll's progress, at least 1; a poll itself reads on to the end of the history. Default 50."`
 	Timeout        field[string]              `yaml:"timeout" doc:"Per API request (Go duration). Default 30s."`
-	TimeZone       field[string]              `yaml:"time_zone" doc:"The account's IANA time zone, for date filters. Default UTC."`
+	TimeZone       field[string]              `yaml:"time_zone" doc:"The account's IANA time zone, in which the API reads date filters and writes dates. Default: unset, the zone set in the account (GET /api/v5/settings); set it only to override that (poller check -online compares the two)."`
 	Reconcile      rawReconcile               `yaml:"reconcile" doc:"Orders sweep that catches transitions the history poll missed."`
 	Webhooks       field[[]field[rawWebhook]] `yaml:"webhooks" doc:"Where events go (at least one); each needs a name when there are several."`
 }
@@ -168,7 +168,6 @@ rate_limit: 8
 look_back: 10000
 page_budget: 50
 timeout: 30s
-time_zone: UTC
 reconcile: {every: 10m, window: 24h}
 `
 	builtinWebhook = `

@@ -57,7 +57,7 @@ type Account struct {
 	Schedule       string   // robfig/cron spec, validated
 	StartFrom      string   // now | beginning | RFC 3339 time
 	StartTime      time.Time
-	TimeZone       *time.Location // the account's time zone, for filter[startDate] (default UTC)
+	TimeZone       *time.Location // time_zone: overrides the account's own zone; nil (default) reads it from the account
 	OnCreate       bool
 	SkipOwnChanges bool
 	RateLimit      float64       // API requests per second, 1..10 (default 8)

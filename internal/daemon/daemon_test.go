@@ -283,6 +283,16 @@ func TestRun(t *testing.T) {
 		})
 	})
 
+	t.Run("a reload reads the time zone again", func(t *testing.T) {
+		reads := func() int { return e.sim1("alpha").Requests(crmsim.EndpointSettings) }
+		before := reads()
+		if before == 0 {
+			t.Fatal("alpha never read its time zone")
+		}
+		d.reload <- struct{}{} // the same file: alpha is unchanged
+		waitFor(t, "alpha's time zone read again", func() bool { return reads() > before })
+	})
+
 	t.Run("failing account backs off alone", func(t *testing.T) {
 		m := d.ready.Metrics
 		okBefore := testutil.ToFloat64(m.PollsTotal.WithLabelValues("alpha", "ok"))

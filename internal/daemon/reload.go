@@ -47,6 +47,8 @@ func (d *daemon) reload(polls context.Context) {
 		if !still {
 			delete(d.accounts, name)
 			removed = append(removed, a)
+		} else if !keep[name] {
+			a.poller.RefreshZone() // a reload reads the account's time zone again
 		}
 	}
 	d.cfg = cfg

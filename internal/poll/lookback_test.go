@@ -103,14 +103,17 @@ func lateEntry(h *harness, delay time.Duration, change func() int64) int64 {
 }
 
 // has reports whether the outbox holds exactly one event of history id.
-func hasOnce(items []store.Item, id int64) bool {
+func hasOnce(items []store.Item, id int64) bool { return countID(items, id) == 1 }
+
+// countID counts the outbox's events of history id.
+func countID(items []store.Item, id int64) int {
 	n := 0
 	for _, it := range items {
 		if it.Event.Change.HistoryID == id {
 			n++
 		}
 	}
-	return n == 1
+	return n
 }
 
 // A late entry that becomes visible during a CRM outage three times longer

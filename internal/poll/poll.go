@@ -20,6 +20,12 @@
 // as the anomaly look_back_overflow. Once no mark is left, an idle poll
 // costs one history request and writes nothing.
 //
+// A read that stops early (an empty page with more announced, a page that
+// does not move on) is not a successful pass: the tick commits what it read,
+// retires no mark and fails with ErrIncomplete. Times are read in the
+// account's zone (zone.go), and where a time is ambiguous, as the instant
+// that errs on looking back.
+//
 // Catch-up. A poll reads on until the history is drained, at the account's
 // rate limit, committing every page_budget pages (and every 100 events),
 // and logs its progress every 10 s.
@@ -36,6 +42,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,9 +82,15 @@ var (
 	// cursor stops before it (skipping it could skip a real transition),
 	// so the account makes no progress until the API answers differently.
 	ErrBadHistoryID = errors.New("poll: history entry without a readable id")
+	// ErrIncomplete: a history read stopped before the end (an empty page
+	// with more pages announced, a page that does not move past sinceId).
+	// What was read counts, but the pass is not a full one: the poll keeps
+	// its look-back marks, the sweep looks at the order again, a replay
+	// fails.
+	ErrIncomplete = errors.New("poll: history read stopped before its end")
 )
 
-// Poller polls one account. Poll and Sweep calls are serialised.
+// Poller polls one account. Poll, Sweep and Replay calls are serialised.
 type Poller struct {
 	acct     config.Account
 	rules    detect.Rules
@@ -97,6 +110,8 @@ type Poller struct {
 	run       sync.Mutex          // one Poll or Sweep at a time
 	lastPrune time.Time           // guarded by run
 	state     *store.AccountState // the stored state as this poller last read or wrote it; guarded by run
+	zone      zoneState           // the account's time zone; guarded by run
+	zoneStale atomic.Bool         // RefreshZone: read the zone again
 }
 
 // New returns the poller of acct. log should be the account's logger
@@ -161,6 +176,7 @@ func (p *Poller) accountState() (store.AccountState, error) {
 }
 
 func (p *Poller) poll(ctx context.Context, start time.Time) error {
+	p.resolveZone(ctx)
 	st, err := p.accountState()
 	if err != nil {
 		return err
@@ -179,23 +195,6 @@ func (p *Poller) poll(ctx context.Context, start time.Time) error {
 		young:     -1,
 	}
 	return t.run(ctx)
-}
-
-func (p *Poller) location() *time.Location {
-	if p.acct.TimeZone != nil {
-		return p.acct.TimeZone
-	}
-	return time.UTC
-}
-
-// parseTime reads a RetailCRM "Y-m-d H:i:s" time in the account's zone;
-// zero when it does not parse.
-func (p *Poller) parseTime(s string) time.Time {
-	t, err := time.ParseInLocation(time.DateTime, s, p.location())
-	if err != nil {
-		return time.Time{}
-	}
-	return t
 }
 
 // anomaly logs odd history input and counts it.
@@ -218,9 +217,9 @@ func drained(page retailcrm.HistoryPage) bool {
 
 // walk reads history pages from f on, following sinceId, and hands each
 // page with entries to fn, which returns the sinceId to read on from. It
-// stops at the end of the history, when fn fails, and when a page would not
-// move on (an anomaly: the next tick retries). An empty page that claims
-// more pages is an anomaly too.
+// stops at the end of the history and when fn fails. A page that would not
+// move on, and an empty page that claims more pages, are anomalies that
+// stop it early with ErrIncomplete (the next tick reads again).
 func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(retailcrm.HistoryPage) (int64, error)) error {
 	for {
 		page, err := p.client.History(ctx, f)
@@ -229,8 +228,9 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 		}
 		if len(page.History) == 0 {
 			if more(page.Pagination) {
-				p.anomaly(anomalyEmptyPage, "empty history page with more pages announced; retrying next tick",
+				p.anomaly(anomalyEmptyPage, "empty history page with more pages announced; the read stops here",
 					"since_id", f.SinceID, "total_page_count", page.Pagination.TotalPageCount)
+				return fmt.Errorf("%w: an empty page with more pages announced %s", ErrIncomplete, where(f))
 			}
 			return nil
 		}
@@ -239,8 +239,8 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 			return err
 		}
 		if next <= f.SinceID {
-			p.anomaly(anomalyNoProgress, "history page does not move past sinceId; retrying next tick", "since_id", f.SinceID)
-			return nil
+			p.anomaly(anomalyNoProgress, "history page does not move past sinceId; the read stops here", "since_id", f.SinceID)
+			return fmt.Errorf("%w: a page that does not move on %s", ErrIncomplete, where(f))
 		}
 		if drained(page) {
 			return nil
@@ -248,6 +248,14 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 		// sinceId takes over from a date filter; other filters stay.
 		f.SinceID, f.StartDate, f.Page = next, time.Time{}, 0
 	}
+}
+
+// where names a read's position for an error.
+func where(f retailcrm.HistoryFilter) string {
+	if f.SinceID == 0 {
+		return "on the first page"
+	}
+	return fmt.Sprintf("after history id %d", f.SinceID)
 }
 
 // commit writes c and, when it enqueued events, counts them and wakes

@@ -75,7 +75,7 @@ func (p *Poller) newestID(ctx context.Context, now time.Time) (int64, error) {
 func (p *Poller) count(ctx context.Context, since time.Time) (retailcrm.HistoryPage, int, error) {
 	f := retailcrm.HistoryFilter{Limit: pageLimit}
 	if !since.IsZero() {
-		f.StartDate, f.Location = since, p.location()
+		f.StartDate, f.Location = since, p.loc()
 	}
 	page, err := p.client.History(ctx, f)
 	if err != nil {
@@ -90,7 +90,7 @@ func (p *Poller) count(ctx context.Context, since time.Time) (retailcrm.HistoryP
 func (p *Poller) lastFrom(ctx context.Context, since time.Time, first retailcrm.HistoryPage, n int) (int64, error) {
 	page := first
 	if last := (n + pageLimit - 1) / pageLimit; last > 1 && n <= maxPageDepth {
-		f := retailcrm.HistoryFilter{StartDate: since, Location: p.location(), Limit: pageLimit, Page: last}
+		f := retailcrm.HistoryFilter{StartDate: since, Location: p.loc(), Limit: pageLimit, Page: last}
 		var err error
 		if page, err = p.client.History(ctx, f); err != nil {
 			return 0, fmt.Errorf("poll: find newest history id: %w", err)

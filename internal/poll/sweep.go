@@ -2,6 +2,7 @@ package poll
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,8 +22,11 @@ import (
 // every qualifying transition found there that was not emitted is emitted
 // now, through the same rules and under the same event id
 // <account>-<historyId>, so the poll and the sweep can never both deliver
-// one transition. It never emits at or below the account's start point, nor
-// above the cursor (the poll has not read that far yet).
+// one transition. It never emits at or below the account's start point or
+// the seen set's pruning watermark (at or below it, a delivered transition
+// may no longer be recorded as seen: a window too wide, by a wrong time
+// zone or a clock step, must not send it again), nor above the cursor (the
+// poll has not read that far yet).
 //
 // What it cannot see: an order that has already left the target statuses
 // (the list no longer shows it). Within an order it finds every missed
@@ -60,8 +64,10 @@ type sweep struct {
 
 func (s *sweep) run(ctx context.Context) error {
 	p := s.p
+	p.resolveZone(ctx)
 	var err error
-	if s.state, err = p.accountState(); err != nil {
+	// From the file, not the poller's copy: pruning moves the watermark.
+	if s.state, err = p.st.State(p.acct.Name); err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}
 	if !s.state.Initialized {
@@ -74,7 +80,7 @@ func (s *sweep) run(ctx context.Context) error {
 	f := retailcrm.OrdersFilter{
 		ExtendedStatus:      p.acct.Statuses,
 		StatusUpdatedAtFrom: s.from,
-		Location:            p.location(),
+		Location:            p.windowZone(),
 		Sites:               p.acct.Sites,
 		Limit:               pageLimit,
 	}
@@ -109,7 +115,7 @@ func (s *sweep) check(ctx context.Context, orders []retailcrm.Order) error {
 	var events []store.NewEvent
 	var checked []store.OrderMark
 	for _, o := range orders {
-		changed := p.parseTime(o.StatusUpdatedAt)
+		changed := p.latest(o.StatusUpdatedAt) // in a clock change: look again rather than not
 		if m, ok := marks[o.ID]; ok && !changed.IsZero() && !m.At.Before(changed) {
 			continue // its latest transition was emitted or checked
 		}
@@ -154,7 +160,8 @@ func (s *sweep) history(ctx context.Context, o retailcrm.Order, changed time.Tim
 	complete = true
 	var last retailcrm.HistoryEntry // the newest status entry seen
 	var cands []detect.Candidate
-	f := retailcrm.HistoryFilter{OrderID: o.ID, StartDate: s.from, Location: p.location(), Limit: pageLimit}
+	f := retailcrm.HistoryFilter{OrderID: o.ID, StartDate: s.from, Location: p.windowZone(), Limit: pageLimit}
+	floor := max(s.state.StartID, s.state.SeenPruned) // nothing is emitted at or below it
 	pages := 0
 	defer func() { s.res.Requests += max(pages, 1) }()
 	err = p.walk(ctx, f, func(page retailcrm.HistoryPage) (int64, error) {
@@ -163,7 +170,7 @@ func (s *sweep) history(ctx context.Context, o retailcrm.Order, changed time.Tim
 			if e.Field == "status" && e.ID > last.ID {
 				last = e
 			}
-			if e.ID <= 0 || e.ID <= s.state.StartID {
+			if e.ID <= 0 || e.ID <= floor {
 				continue
 			}
 			v := detect.Detect(p.rules, e)
@@ -178,10 +185,14 @@ func (s *sweep) history(ctx context.Context, o retailcrm.Order, changed time.Tim
 		}
 		return highest(page), nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrIncomplete):
+		complete = false // what was read counts; the next sweep looks again
+	case err != nil:
 		return nil, false, fmt.Errorf("sweep: history of order %d: %w", o.ID, err)
 	}
-	complete = complete && last.NewValue.Code() == o.Status && !p.parseTime(last.CreatedAt).Before(changed)
+	complete = complete && last.NewValue.Code() == o.Status &&
+		(last.CreatedAt == o.StatusUpdatedAt || !p.earliest(last.CreatedAt).Before(changed))
 	if len(cands) == 0 {
 		return nil, complete, nil
 	}

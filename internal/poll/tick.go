@@ -2,6 +2,7 @@ package poll
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -39,6 +40,7 @@ type tick struct {
 	youngEntries int
 	last         int64
 
+	startID  int64     // a first start from a time: the id below its first entry
 	pages    int       // pages since the last commit
 	read     int       // entries read in the tick
 	lastNote time.Time // last progress line
@@ -51,15 +53,21 @@ func (t *tick) run(ctx context.Context) error {
 	f := retailcrm.HistoryFilter{SinceID: t.lb.start(t.state.Cursor), Limit: pageLimit}
 	dateStart := !t.state.Initialized && !p.acct.StartTime.IsZero() // start_from: an RFC 3339 time
 	if dateStart {
-		f = retailcrm.HistoryFilter{StartDate: p.acct.StartTime, Location: p.location(), Limit: pageLimit}
+		loc, err := p.needZone("start_from as a time")
+		if err != nil {
+			return err
+		}
+		f = retailcrm.HistoryFilter{StartDate: p.acct.StartTime, Location: loc, Limit: pageLimit}
 	}
 	t.last, t.lastNote = t.committed, t.start
 	sawEntries := false
 	err := p.walk(ctx, f, func(page retailcrm.HistoryPage) (int64, error) {
 		if dateStart && !sawEntries {
 			// The cursor starts below the first entry after start_from,
-			// not at 0: nothing before it is passed or looked back at.
+			// not at 0: nothing before it is passed or looked back at,
+			// and the orders sweep never emits there.
 			t.last = max(page.History[0].ID-1, 0)
+			t.startID = t.last
 		}
 		sawEntries = true
 		next, err := t.page(ctx, f.SinceID, page)
@@ -74,13 +82,21 @@ func (t *tick) run(ctx context.Context) error {
 		}
 		return next, nil
 	})
-	if err != nil {
-		return err
-	}
 	if dateStart && !sawEntries {
 		// Nothing after start_from yet: committing would set cursor 0 and
 		// report the whole history on the next tick. Stay uninitialised.
-		return nil
+		return err
+	}
+	if errors.Is(err, ErrIncomplete) {
+		// Not a full pass: commit what was read, keep every mark (their
+		// stretches were not all re-read), and say so.
+		if cerr := t.commit(ctx, t.cursor, false); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	if err != nil {
+		return err
 	}
 	return t.commit(ctx, t.cursor, true)
 }
@@ -225,8 +241,14 @@ func (t *tick) createdBefore(orderID int64) (bool, error) {
 // beyond what look_back_time promises, so the stretch below it is settled).
 func (t *tick) stretch(e retailcrm.HistoryEntry, generatedAt string) {
 	if t.young < 0 {
-		gen, at := t.p.parseTime(generatedAt), t.p.parseTime(e.CreatedAt)
-		if gen.IsZero() || at.IsZero() || gen.Sub(at) <= 2*t.p.acct.LookBackTime {
+		// Read so that the entry looks as young as its times allow: a time
+		// in a clock change, or an unknown zone, errs on looking back.
+		gen, at := t.p.earliest(generatedAt), t.p.latest(e.CreatedAt)
+		age := gen.Sub(at)
+		if _, known := t.p.location(); !known {
+			age -= clockChange
+		}
+		if gen.IsZero() || at.IsZero() || age <= 2*t.p.acct.LookBackTime {
 			t.young = t.last
 		}
 	}
@@ -265,6 +287,7 @@ func (t *tick) commit(ctx context.Context, cursor int64, final bool) error {
 		Events:   events,
 		Webhooks: p.webhooks,
 		Cursor:   cursor,
+		StartID:  t.startID,
 		Marks:    t.lb.marks,
 		At:       now,
 		Prune:    p.prune(t.lb.start(cursor), now),
@@ -346,5 +369,5 @@ func (p *Poller) newEvent(c detect.Candidate, order []byte, found bool) store.Ne
 		p.log.Warn("order no longer returned by the API; the event carries the history entry's order",
 			"order_id", c.OrderID, "event_id", ev.ID)
 	}
-	return store.NewEvent{Event: ev, OrderID: c.OrderID, DetectedAt: p.now(), ChangedAt: p.parseTime(ev.Change.CreatedAt)}
+	return store.NewEvent{Event: ev, OrderID: c.OrderID, DetectedAt: p.now(), ChangedAt: p.latest(ev.Change.CreatedAt)}
 }

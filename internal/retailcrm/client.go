@@ -1,6 +1,7 @@
 // Package retailcrm is a client for the parts of the RetailCRM (Simla.com)
 // API v5 the poller uses: credentials, order history, orders (by id and by
-// status), and the statuses and sites references.
+// status), the statuses and sites references, and the account's settings
+// (its time zone).
 // It rate-limits per account, retries 503/429/5xx and timeouts honouring
 // Retry-After, and never puts the API key anywhere but the X-API-KEY header.
 package retailcrm
@@ -47,7 +48,7 @@ type Options struct {
 	UserAgent    string       // default version.UserAgent()
 	// Observe, when set, is called once per HTTP response or transport error
 	// with the endpoint name ("history", "orders", "statuses", "sites",
-	// "credentials") and the HTTP status code (0 for a transport error).
+	// "credentials", "settings") and the HTTP status code (0 for a transport error).
 	// Metrics hook.
 	Observe func(endpoint string, code int)
 	// Transport carries the requests; nil gives the client a pool of its
@@ -193,31 +194,6 @@ func NewTransport() *http.Transport {
 	return t
 }
 
-// HistoryFilter selects history entries.
-type HistoryFilter struct {
-	SinceID   int64     // filter[sinceId], exclusive; 0 omits it
-	OrderID   int64     // filter[orderId]: one order's entries; 0 omits it
-	StartDate time.Time // filter[startDate], "Y-m-d H:i:s" in Location; zero omits it
-	EndDate   time.Time // filter[endDate], likewise; the API's second includes the whole second
-	Location  *time.Location
-	Limit     int // default PageLimit
-	Page      int // 0 omits it
-}
-
-// OrdersFilter selects orders for OrderList.
-type OrdersFilter struct {
-	// ExtendedStatus: filter[extendedStatus][], orders in any of these
-	// status codes (the API also takes status group codes here).
-	ExtendedStatus []string
-	// StatusUpdatedAtFrom: filter[statusUpdatedAtFrom], orders whose status
-	// changed at or after it, "Y-m-d H:i:s" in Location; zero omits it.
-	StatusUpdatedAtFrom time.Time
-	Location            *time.Location
-	Sites               []string // filter[sites][]; empty: every site
-	Limit               int      // default PageLimit
-	Page                int      // default 1
-}
-
 // Credentials checks the key and returns its scopes and sites.
 func (c *Client) Credentials(ctx context.Context) (Credentials, error) {
 	body, err := c.get(ctx, "credentials", pathCredentials, nil)
@@ -234,6 +210,9 @@ func (c *Client) Credentials(ctx context.Context) (Credentials, error) {
 // History returns one page of order history. An entry that cannot be read
 // never fails the page: see HistoryEntry.
 func (c *Client) History(ctx context.Context, f HistoryFilter) (HistoryPage, error) {
+	if f.SinceID > 0 && f.Page > 0 {
+		return HistoryPage{}, fmt.Errorf("%w: %s", ErrIncompatibleFilter, pathHistory)
+	}
 	q := url.Values{}
 	if f.SinceID > 0 {
 		q.Set("filter[sinceId]", strconv.FormatInt(f.SinceID, 10))
@@ -260,15 +239,6 @@ func (c *Client) History(ctx context.Context, f HistoryFilter) (HistoryPage, err
 		return HistoryPage{}, fmt.Errorf("%w: %s: %w", ErrBadResponse, pathHistory, err)
 	}
 	return p, nil
-}
-
-// apiTime formats t as RetailCRM's "Y-m-d H:i:s" in loc (UTC when nil),
-// the account's time zone in which the API reads date filters.
-func apiTime(t time.Time, loc *time.Location) string {
-	if loc == nil {
-		loc = time.UTC
-	}
-	return t.In(loc).Format(time.DateTime)
 }
 
 // Orders returns the orders with the given internal ids (at most

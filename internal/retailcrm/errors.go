@@ -29,6 +29,10 @@ var (
 	// ErrBadResponse: a body that is not the documented JSON (truncated,
 	// malformed, or an entry without a usable id), after all retries.
 	ErrBadResponse = errors.New("retailcrm: malformed response")
+	// ErrIncompatibleFilter: a history filter with both sinceId and page,
+	// which the API refuses with a 400 (sinceId pages by itself). A
+	// caller's mistake, refused before any request is made.
+	ErrIncompatibleFilter = errors.New("retailcrm: filter[sinceId] cannot be combined with page")
 )
 
 // APIError is a {success:false} answer.

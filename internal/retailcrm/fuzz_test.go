@@ -40,7 +40,7 @@ func FuzzClassify(f *testing.F) {
 		file string
 	}{{200, "history.json"}, {200, "truncated.json"}, {400, "error_filter.json"}, {400, "error_list.json"},
 		{403, "forbidden.json"}, {404, "not_found.html"}, {502, "bad_gateway.html"}, {503, "rate_limited.json"},
-		{500, "server_error.json"}, {200, "credentials.json"}} {
+		{500, "server_error.json"}, {200, "credentials.json"}, {200, "settings.json"}} {
 		f.Add(c.code, "application/json", file(f, c.file))
 	}
 	for _, name := range sampleFiles(f) {

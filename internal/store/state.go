@@ -31,7 +31,17 @@ type AccountState struct {
 	StartID     int64
 	Marks       []Mark    // stretches still re-read, oldest first
 	LastSuccess time.Time // last successful poll recorded in the file
+	// SeenPruned is the seen set's pruning watermark: the highest history
+	// id pruning deleted from it. Every id above it that was ever enqueued
+	// is still in the set, so an id above it that is not there was never
+	// enqueued; at or below it nothing can be told, and the orders sweep
+	// never emits there. 0 until a prune deletes something.
+	SeenPruned int64
 }
+
+// keySeenPruned holds AccountState.SeenPruned, written by prune in the
+// transaction that deletes the ids.
+var keySeenPruned = []byte("seen_pruned")
 
 // NewEvent is an event to enqueue, with what delivery needs beside it.
 type NewEvent struct {
@@ -110,6 +120,9 @@ func readState(b *bolt.Bucket) (AccountState, error) {
 		st.StartID = int64(binary.BigEndian.Uint64(v))
 	}
 	st.Initialized = bytes.Equal(b.Get(keyInitialized), []byte{1})
+	if v := b.Get(keySeenPruned); len(v) == 8 {
+		st.SeenPruned = int64(binary.BigEndian.Uint64(v))
+	}
 	if v := b.Get(keyLastSuccess); len(v) == 12 {
 		st.LastSuccess = time.Unix(int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint32(v[8:]))).UTC()
 	}
@@ -404,6 +417,15 @@ func decodeOrderMark(id int64, v []byte) (OrderMark, error) {
 	return m, nil
 }
 
+// raiseSeenPruned moves the watermark up to key, the highest id pruned
+// (keys go in ascending order); it never goes down.
+func raiseSeenPruned(state *bolt.Bucket, key []byte) error {
+	if old := state.Get(keySeenPruned); len(old) == 8 && bytes.Compare(old, key) >= 0 {
+		return nil
+	}
+	return state.Put(keySeenPruned, bytes.Clone(key))
+}
+
 // orderMarkWritten is when a mark record was last written.
 func orderMarkWritten(v []byte) time.Time {
 	if len(v) != 18 {
@@ -429,6 +451,11 @@ func prune(acct *bolt.Bucket, p Prune) error {
 	}
 	for _, k := range dead {
 		if err := acct.Bucket(bucketSeen).Delete(k); err != nil {
+			return err
+		}
+	}
+	if len(dead) > 0 {
+		if err := raiseSeenPruned(acct.Bucket(bucketState), dead[len(dead)-1]); err != nil {
 			return err
 		}
 	}

@@ -22,8 +22,10 @@ type AccountOptions struct {
 	// Statuses are the status codes of the account, in ordering order;
 	// default new, approved, assembling, complete, cancel.
 	Statuses  []string
-	RateLimit int            // requests per second per key; 0 = 10, -1 = unlimited
-	TimeZone  *time.Location // for times in answers and date filters; default UTC
+	RateLimit int // requests per second per key; 0 = 10, -1 = unlimited
+	// TimeZone is the account's zone, as GET /api/v5/settings names it:
+	// every date filter is read and every date written in it. Default UTC.
+	TimeZone *time.Location
 	// KeySites restricts the main key to these sites (siteAccess
 	// access_selective): /api/credentials lists them and the sites
 	// reference returns only them. History and orders are not filtered by
@@ -32,6 +34,9 @@ type AccountOptions struct {
 	// CredentialsWithoutSites leaves sitesAvailable out of /api/credentials,
 	// as api-client-php's published sample does.
 	CredentialsWithoutSites bool
+	// SettingsForbidden: GET /api/v5/settings answers 403, as for a key
+	// without access to the settings.
+	SettingsForbidden bool
 }
 
 // DefaultStatuses are the status codes of an account created without Statuses.
@@ -45,7 +50,7 @@ type Transition struct {
 	Old       string // "" on creation
 	New       string
 	Created   bool
-	Source    string // "user", "api" or "code"
+	Source    string // "user", "api", "code", "rule", "combine" or "split"
 	// APIKey is the key an "api" change was made through; APIKeyCurrent
 	// tells whether that is the account's main APIKey, i.e. whether a
 	// client using that key sees apiKey.current == true.
@@ -146,14 +151,6 @@ func (a *Account) Sites() []string { return slices.Clone(a.opts.Sites) }
 
 // Statuses returns the account's status codes.
 func (a *Account) Statuses() []string { return slices.Clone(a.opts.Statuses) }
-
-// Change says who makes a change. The zero value is a user (source "user")
-// with a generated user id.
-type Change struct {
-	Source string // "user" (default), "api", "code", ...
-	UserID int64  // for source "user"; 0 picks one
-	APIKey string // for source "api": the key the change was made through
-}
 
 // CreateOrder creates an order on site in status and appends its creation
 // history entry (made by a user). It returns the order id.
@@ -432,6 +429,9 @@ func (a *Account) appendEntry(e entry, at time.Time, by Change) int64 {
 	e.source, e.userID, e.apiKey = by.Source, int32(by.UserID), by.APIKey
 	if e.source == "" {
 		e.source = "user"
+	}
+	if !slices.Contains(sources, e.source) {
+		panic(fmt.Sprintf("crmsim: unknown history source %q", e.source))
 	}
 	if e.source == "user" && e.userID == 0 {
 		e.userID = 1 + a.rng.Int32N(30)

@@ -16,16 +16,22 @@
 //     AccountOptions.CredentialsWithoutSites, sitesAvailable; a main key
 //     limited by AccountOptions.KeySites is access_selective),
 //     /api/v5/reference/statuses and /api/v5/reference/sites (objects keyed
-//     by code; sites as the requesting key sees them);
+//     by code; sites as the requesting key sees them), /api/v5/settings
+//     (each setting {value, updated_at}; timezone is the account's zone,
+//     AccountOptions.TimeZone; 403 with AccountOptions.SettingsForbidden);
 //   - GET /api/v5/orders/history with filter[sinceId], filter[startDate],
 //     filter[endDate] and filter[orderId] (one order's entries), limit 20,
-//     50 or 100 (400 otherwise) and page (deep pages refused): entries
+//     50 or 100 (400 otherwise) and page (deep pages refused; with
+//     filter[sinceId] refused with a 400, as the API has done since 2023): entries
 //     sorted by id with gaps; an order's creation as one entry with
 //     "created": true, field "status", oldValue null and the full order;
 //     other entries with a minimal order {id, externalId, managerId, site,
 //     status}; status values as {"code": ...}; sources user (with user{id}),
-//     api (with apiKey{current}) and code (RetailCRM itself, neither);
-//     "Y-m-d H:i:s" times in the account time zone;
+//     api (with apiKey{current}), code (RetailCRM itself), rule (a
+//     trigger's action), combine and split (merging and splitting orders),
+//     the last four with neither; "Y-m-d H:i:s" times (createdAt,
+//     generatedAt, statusUpdatedAt) in the account time zone, in which
+//     every date filter is read too;
 //   - GET /api/v5/orders with filter[ids][], filter[extendedStatus][]
 //     (status codes; status group codes are not modelled),
 //     filter[statusUpdatedAtFrom] (the order's statusUpdatedAt at or after

@@ -20,8 +20,13 @@ const (
 	EndpointOrders      = "orders"
 	EndpointStatuses    = "statuses"
 	EndpointSites       = "sites"
+	EndpointSettings    = "settings"
 	EndpointUnknown     = "unknown" // any other path under the account
 )
+
+// sinceIDWithPage is the error of a history request with both
+// filter[sinceId] and page (the wording is the simulator's own).
+const sinceIDWithPage = "The page parameter cannot be used with filter[sinceId]: page through the history with sinceId alone."
 
 // maxPageDepth: pages reaching past this many entries are refused, as the
 // real API refuses deep paging (use filter[sinceId] instead).
@@ -39,6 +44,8 @@ func endpointOf(path string) string {
 		return EndpointStatuses
 	case "/api/v5/reference/sites":
 		return EndpointSites
+	case "/api/v5/settings":
+		return EndpointSettings
 	}
 	return EndpointUnknown
 }
@@ -146,6 +153,8 @@ func (a *Account) handle(r *http.Request, endpoint string, now time.Time) (answe
 		return a.statusesAnswer(), f, latency
 	case EndpointSites:
 		return a.sitesAnswer(key), f, latency
+	case EndpointSettings:
+		return a.settingsAnswer(), f, latency
 	}
 	return errAnswer(http.StatusNotFound, "API method not found", nil), f, latency
 }
@@ -154,7 +163,7 @@ func (a *Account) credentials(key string) answer {
 	body := map[string]any{
 		"success":     true,
 		"scopes":      []string{"order_read", "order_write", "reference_read", "customer_read"},
-		"credentials": []string{"/api/v5/orders", "/api/v5/orders/history", "/api/v5/reference/statuses", "/api/v5/reference/sites"},
+		"credentials": []string{"/api/v5/orders", "/api/v5/orders/history", "/api/v5/reference/statuses", "/api/v5/reference/sites", "/api/v5/settings"},
 		"siteAccess":  "access_full",
 	}
 	if key == a.opts.APIKey && len(a.opts.KeySites) > 0 {
@@ -257,6 +266,10 @@ func limitAndPage(q url.Values) (limit, page int, errs map[string]string) {
 func (a *Account) historyPage(q url.Values, key string, now time.Time) answer {
 	limit, page, errs := limitAndPage(q)
 	sinceID := intParam(q, "sinceId", errs)
+	if sinceID > 0 && q.Get("page") != "" {
+		// The API refuses this since 2023: sinceId pages by itself.
+		return errAnswer(http.StatusBadRequest, sinceIDWithPage, nil)
+	}
 	orderID := intParam(q, "orderId", errs)
 	start := timeParam(q, "startDate", a.opts.TimeZone, errs)
 	end := timeParam(q, "endDate", a.opts.TimeZone, errs)
@@ -444,3 +457,24 @@ func (a *Account) RateLimited() int {
 // seconds truncates unix nanoseconds to whole seconds, the precision of
 // createdAt and of the date filters.
 func seconds(ns int64) int64 { return time.Unix(0, ns).Unix() }
+
+// settingsAnswer is GET /api/v5/settings: each setting an object with its
+// value and when it last changed. The zone is the one every date of the
+// account is read and written in.
+func (a *Account) settingsAnswer() answer {
+	if a.opts.SettingsForbidden {
+		return errAnswer(http.StatusForbidden, "Access denied.", nil)
+	}
+	type value struct {
+		Value     string `json:"value"`
+		UpdatedAt string `json:"updated_at"`
+	}
+	since := "2020-01-01 00:00:00"
+	return jsonAnswer(http.StatusOK, map[string]any{"success": true, "settings": map[string]any{
+		"default_currency": value{"GHS", since},
+		"system_language":  value{"EN", since},
+		"timezone":         value{a.opts.TimeZone.String(), since},
+		"work_times":       []any{},
+		"non_working_days": []any{},
+	}})
+}
