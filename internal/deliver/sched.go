@@ -78,6 +78,7 @@ type group struct {
 	failedAt   time.Time        // the first of them
 	okAt       time.Time        // when the last successful attempt was sent
 	recovering bool             // a success followed recoverAfter failures: retries are due now
+	lag        time.Duration    // how far the queue's due keys are ahead of the schedule's time (see Next)
 	idx        int              // index in the ready heap, -1 when not in it
 	series     *series
 	log        *slog.Logger
@@ -324,7 +325,7 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 			if room <= 0 {
 				break // the global cap: wait for an outcome
 			}
-			until := now
+			until := now.Add(g.lag)
 			if g.recovering {
 				until = farFuture
 			}
@@ -346,7 +347,7 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 				}
 				s.inflight++
 			}
-			g.ahead, next = items, n
+			g.ahead, next = items, s.unlag(g, now, n)
 			if g.recovering && !next.IsZero() {
 				next = now // more retries waiting: read again when a slot frees
 			}
