@@ -145,3 +145,52 @@ func TestRestartAfterClockWentBack(t *testing.T) {
 		t.Errorf("dead letters: %+v", dead)
 	}
 }
+
+// Stored retries due further ahead than any wait the config allows (they
+// were scheduled before the clock went back while the daemon was stopped)
+// are sent as soon as they are the queue's earliest, never later than
+// max_age; a retry due within max_age keeps its time: the stale ones do
+// not pull the others forward.
+func TestSchedulerStaleDueKey(t *testing.T) {
+	tests := []struct {
+		name string
+		due  []time.Duration // each order's stored next attempt after t0; max_age is 72h
+		want []time.Duration // when each is sent, at the latest; never before, unless stale
+	}{
+		{"a stale retry alone", []time.Duration{100 * time.Hour}, []time.Duration{0}},
+		{"stale retries", []time.Duration{100 * time.Hour, 200 * time.Hour}, []time.Duration{0, 0}},
+		{"a stale retry behind one due in an hour", []time.Duration{100 * time.Hour, time.Hour}, []time.Duration{time.Hour, time.Hour}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStore(t, "")
+			commitOrders(t, st, "ghana", []string{"1"}, t0, 1, orderIDs(len(tt.due))...)
+			items, err := st.Pending("ghana", "1", 0, 0)
+			if err != nil || len(items) != len(tt.due) {
+				t.Fatalf("%d items, %v", len(items), err)
+			}
+			for i, it := range items {
+				it.Attempts, it.FirstAttempt, it.NextAttempt, it.LastError = 1, t0.Add(-time.Minute), t0.Add(tt.due[i]), "500"
+				if err := st.Reschedule(it); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ok := func(store.Item) (Result, error) { return Result{Status: 200}, nil }
+			f := newFakeRun(t, st, Options{}, ok, account("ghana", webhook("http://unused")))
+			f.run(t, t0.Add(300*time.Hour), func() bool { return len(f.sent) == len(tt.due) })
+			if len(f.sent) != len(tt.due) {
+				t.Fatalf("%d attempts, want %d", len(f.sent), len(tt.due))
+			}
+			for _, s := range f.sent {
+				i := s.it.OrderID - 1
+				at := s.at.Sub(t0)
+				if at > tt.want[i]+time.Second {
+					t.Errorf("order %d, due t0+%v: sent at t0+%v, want by t0+%v", s.it.OrderID, tt.due[i], at, tt.want[i])
+				}
+				if stale := tt.due[i] > 72*time.Hour; !stale && at < tt.due[i] {
+					t.Errorf("order %d, due t0+%v: sent early, at t0+%v", s.it.OrderID, tt.due[i], at)
+				}
+			}
+		})
+	}
+}

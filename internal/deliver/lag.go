@@ -7,25 +7,28 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retryafter"
 )
 
-// unlag turns next, a due key of g's queue read at now, into the
-// schedule's time. No wait the config allows ends further ahead than
-// maxWait: a key beyond it was written in a time that is ahead of now,
-// by a daemon that ran before the wall clock was stepped back (while it
-// runs, its clock.Steady time does not step back). The queue's keys are
-// then taken as that much ahead, so its earliest item waits maxWait at
-// most instead of the length of the step; items this daemon schedules go
-// that much earlier, never later.
-func (s *scheduler) unlag(g *group, now, next time.Time) time.Time {
-	if next.IsZero() {
+// unstale returns when g's queue is next due, given next, the due key the
+// read at now left behind. No wait the config allows ends further ahead
+// than maxWait, so a key past it was written in a time ahead of now: by a
+// daemon that ran before the wall clock was stepped back (while one runs,
+// its clock.Steady time never goes back), or under a longer max_age. Such
+// an item is due now: the next read takes it (and only keys up to it),
+// so after a restart no retry waits longer than maxWait, whatever step
+// the clock made while the daemon was stopped. Shifting the whole queue
+// instead would make the retries this daemon schedules due early too,
+// and a failing receiver would get them back to back.
+func unstale(g *group, now, next time.Time) time.Time {
+	if next.IsZero() || !next.After(now.Add(maxWait(g.wh))) {
 		return next
 	}
-	if far := next.Sub(now.Add(g.lag)) - maxWait(g.wh); far > 0 {
-		g.lag += far
-		g.log.Warn("the outbox holds a retry due further ahead than any wait the config allows: "+
-			"the wall clock went back while the daemon was stopped; taking the queue's times as that much ahead",
-			"lag", g.lag.String(), "max_wait", maxWait(g.wh).String())
+	if !g.warned {
+		g.warned = true
+		g.log.Warn("the outbox holds a retry due further ahead than any wait the config allows "+
+			"(the wall clock went back while the daemon was stopped, or max_age was shortened); sending it now",
+			"due", next, "max_wait", maxWait(g.wh).String())
 	}
-	return next.Add(-g.lag)
+	g.stale = next
+	return now
 }
 
 // maxWait is the longest wait before an attempt that decide schedules

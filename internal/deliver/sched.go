@@ -78,7 +78,8 @@ type group struct {
 	failedAt   time.Time        // the first of them
 	okAt       time.Time        // when the last successful attempt was sent
 	recovering bool             // a success followed recoverAfter failures: retries are due now
-	lag        time.Duration    // how far the queue's due keys are ahead of the schedule's time (see Next)
+	stale      time.Time        // a due key past maxWait that the last read left behind: the next read takes it (see unstale)
+	warned     bool             // such a key was logged
 	idx        int              // index in the ready heap, -1 when not in it
 	series     *series
 	log        *slog.Logger
@@ -325,7 +326,11 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 			if room <= 0 {
 				break // the global cap: wait for an outcome
 			}
-			until := now.Add(g.lag)
+			until := now
+			if g.stale.After(until) {
+				until = g.stale
+			}
+			g.stale = time.Time{}
 			if g.recovering {
 				until = farFuture
 			}
@@ -347,7 +352,7 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 				}
 				s.inflight++
 			}
-			g.ahead, next = items, s.unlag(g, now, n)
+			g.ahead, next = items, unstale(g, now, n)
 			if g.recovering && !next.IsZero() {
 				next = now // more retries waiting: read again when a slot frees
 			}
