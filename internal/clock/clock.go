@@ -63,9 +63,9 @@ func NewSteady(c Clock) *Steady {
 // the previous call: the wall time elapsed minus the monotonic time
 // elapsed (negative: stepped back; 0 at the first call).
 func (s *Steady) Now() (now time.Time, step time.Duration) {
-	wall, mono := s.c.Read()
-	s.mu.Lock()
+	s.mu.Lock() // before reading: readings out of order would count time twice
 	defer s.mu.Unlock()
+	wall, mono := s.c.Read()
 	if !s.read {
 		s.read, s.now, s.wall, s.mono = true, wall, wall, mono
 		return wall, 0
