@@ -16,9 +16,9 @@ import (
 // directory, as on two machines) poll the same account and both send to
 // one receiver, which dedupes on webhook-id. One instance is SIGKILLed
 // with requests in flight while orders keep being approved; every event
-// still arrives, through the other. Restarted, the killed one catches up. Each event id arrives
-// from both, signed, with the same body byte for byte: nothing of an
-// instance (a time, a host) is in a body.
+// still arrives, through the other. Restarted, the killed one catches
+// up: each event id arrives from both, signed, with the same body byte
+// for byte, so nothing of an instance (a time, a host) is in a body.
 func TestActiveActive(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 31)
