@@ -99,6 +99,7 @@ func TestSlots(t *testing.T) {
 	if n := s.entries(); n != 0 || len(s.cron.Entries()) != 0 {
 		t.Errorf("%d slots and %d cron entries left after removing every account", n, len(s.cron.Entries()))
 	}
+	s.stop(context.Background(), func() {}, time.Second)
 
 	var mu sync.Mutex
 	var ticked []string

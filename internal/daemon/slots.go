@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/clock"
 )
 
 // slotQuantum is how close two accounts' ticks must be to share a cron
@@ -33,13 +35,16 @@ const slotQuantum = 100 * time.Millisecond
 // those end too after workerIdle without work. Every poll has a recover and
 // is tracked, so that stop can wait for it.
 type slots struct {
-	cron *cron.Cron
-	log  *slog.Logger
-	work chan func() // to an idle worker
+	cron  *cron.Cron
+	log   *slog.Logger
+	clock clock.Clock
+	work  chan func()   // to an idle worker
+	quit  chan struct{} // closed by stop: the clock watch ends
 
 	mu       sync.Mutex
 	stopping bool
-	idle     int // workers waiting on work
+	watching bool // the clock watch runs (from the first add)
+	idle     int  // workers waiting on work
 	bySlot   map[slotKey]*slot
 	ticks    sync.WaitGroup
 }
@@ -58,6 +63,8 @@ type slotKey struct {
 // slot is one cron entry and the accounts it polls.
 type slot struct {
 	entry   cron.EntryID
+	sched   shifted         // the schedule, shifted by the slot's offset
+	polls   context.Context // the context its polls run under
 	members map[*member]struct{}
 }
 
@@ -69,9 +76,21 @@ type member struct {
 	log   *slog.Logger
 }
 
-func newSlots(c *cron.Cron, log *slog.Logger) *slots {
-	return &slots{cron: c, log: log, work: make(chan func()), bySlot: map[slotKey]*slot{}}
+// newSlots returns slots over c, which runs in UTC.
+func newSlots(c *cron.Cron, log *slog.Logger, opts ...slotsOption) *slots {
+	s := &slots{cron: c, log: log, clock: clock.System{}, work: make(chan func()), quit: make(chan struct{}), bySlot: map[slotKey]*slot{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
+
+// slotsOption changes a default of newSlots.
+type slotsOption func(*slots)
+
+// withClock makes the slots read clk (default clock.System): tests pass
+// one whose wall time they step.
+func withClock(clk clock.Clock) slotsOption { return func(s *slots) { s.clock = clk } }
 
 // add schedules tick on schedule (its text, the cron key) shifted by
 // sched's offset: a first tick that offset from now, then the schedule's
@@ -91,15 +110,32 @@ func (s *slots) add(polls context.Context, schedule string, sched shifted, log *
 		// members' first ones: @every counts from its own runs, so that
 		// first run sets the phase, and slots made at one moment spread
 		// like their offsets.
-		sh := shifted{Schedule: sched.Schedule, offset: k.offset}
-		start := sh.Next(time.Now().Add(k.offset))
-		sl = &slot{members: map[*member]struct{}{}}
-		sl.entry = s.cron.Schedule(&firstAt{Schedule: sh, start: start}, cron.FuncJob(func() { s.fire(polls, k) }))
+		sl = &slot{sched: shifted{Schedule: sched.Schedule, offset: k.offset}, polls: polls, members: map[*member]struct{}{}}
+		s.schedule(k, sl, s.wall().Add(k.offset))
 		s.bySlot[k] = sl
+	}
+	if !s.watching {
+		s.watching = true
+		steady := clock.NewSteady(s.clock)
+		steady.Now() // the reading the first step is measured from
+		go s.watchClock(steady)
 	}
 	sl.members[m] = struct{}{}
 	m.first = time.AfterFunc(sched.offset, func() { s.start(polls, m) })
 	return m
+}
+
+// schedule makes sl's cron entry, its first run the schedule's first tick
+// after from.
+func (s *slots) schedule(k slotKey, sl *slot, from time.Time) {
+	start := sl.sched.Next(from)
+	sl.entry = s.cron.Schedule(&firstAt{Schedule: sl.sched, start: start}, cron.FuncJob(func() { s.fire(sl.polls, k) }))
+}
+
+// wall is the wall time of the slots' clock.
+func (s *slots) wall() time.Time {
+	w, _ := s.clock.Read()
+	return w
 }
 
 // remove unschedules m (nil: nothing); a poll of it already running goes on.
@@ -206,6 +242,7 @@ func (s *slots) stop(ctx context.Context, cancel context.CancelFunc, grace time.
 	if !s.stopping {
 		s.stopping = true
 		close(s.work) // idle workers end; start sends no more
+		close(s.quit)
 	}
 	for _, sl := range s.bySlot {
 		for m := range sl.members {

@@ -37,7 +37,7 @@ func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time, r
 			r.kind = storeFailed
 		} else {
 			w.series.ok.Inc()
-			w.series.latency.Observe(d.opts.Now().Sub(it.DetectedAt).Seconds())
+			w.series.latency.Observe(d.now().Sub(it.DetectedAt).Seconds())
 		}
 		report(r)
 	})
@@ -126,7 +126,7 @@ func (d *Dispatcher) removeChunk(w *work) result {
 	if len(items) == 0 {
 		return result{w: w, kind: finished}
 	}
-	now := d.opts.Now()
+	now := d.now()
 	if err := d.st.DeadLetter(ReasonRemoved, now, items...); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return result{w: w, kind: finished, more: true} // something moved meanwhile: read again

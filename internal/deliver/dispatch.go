@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/clock"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
@@ -36,8 +37,11 @@ type Options struct {
 	// Backoff is the delay after the attempt-th failed attempt (1-based),
 	// before ±20% jitter and Retry-After. Default Backoff. Tests shrink it.
 	Backoff func(attempt int) time.Duration
-	// Now is the clock for attempt times, schedules and max_age. Default time.Now.
-	Now func() time.Time
+	// Clock is the clock for attempt times, schedules and max_age (read
+	// through a clock.Steady, so a step of the wall clock does not move
+	// the schedule) and for the webhook-timestamp header (its wall time).
+	// Default clock.System; tests step a fake one.
+	Clock clock.Clock
 	// MaxInFlight caps the attempts in flight over every webhook, besides
 	// each webhook's concurrency. Default DefaultMaxInFlight.
 	MaxInFlight int
@@ -86,6 +90,7 @@ type Dispatcher struct {
 	m     *metrics.Metrics
 	log   *slog.Logger
 	opts  Options
+	clock *clock.Steady
 	sched *scheduler // owned by the loop goroutine
 
 	mu       sync.Mutex
@@ -118,14 +123,15 @@ func New(st *store.Store, m *metrics.Metrics, log *slog.Logger, opts Options) *D
 	if opts.Backoff == nil {
 		opts.Backoff = Backoff
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	d := &Dispatcher{
 		st: st, m: m, log: log, opts: opts,
+		clock:    clock.NewSteady(opts.Clock),
 		notified: make(map[string]bool),
 		poke:     make(chan struct{}, 1),
 		handoff:  make(chan *work),
@@ -221,12 +227,36 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	}
 }
 
+// now is the time the schedule is kept in: the wall time, except that it
+// never goes back (clock.Steady). The due index is keyed by the times it
+// gives, so after the wall clock is stepped back an hour a retry due in a
+// millisecond is still due in a millisecond, and an event detected just
+// before the step is still due at once. A forward step (or a suspend) is
+// taken as time that passed: what it makes due is sent at each webhook's
+// concurrency, as after a downtime, and nothing is skipped.
+func (d *Dispatcher) now() time.Time {
+	now, step := d.clock.Now()
+	if step > stepTolerance || step < -stepTolerance {
+		d.log.Info("wall clock stepped; the delivery schedule keeps its waits", "step", step.String())
+	}
+	return now
+}
+
+// stepTolerance is the least step of the wall clock that is logged.
+const stepTolerance = time.Second
+
+// maxSleep is the longest the loop sleeps without looking at the clock:
+// its timer runs on monotonic time, which a forward step of the wall clock
+// or a suspend does not advance, so this bounds how late the events such
+// a step makes due are sent.
+const maxSleep = time.Second
+
 // loop runs the scheduler: it applies updates and notifications, starts
 // the work that is due and takes back outcomes, until it was told to stop
 // and nothing is in flight.
 func (d *Dispatcher) loop() {
 	defer close(d.done)
-	timer := time.NewTimer(time.Hour)
+	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
 	stop := d.stop
 	stopping := false
@@ -245,7 +275,7 @@ func (d *Dispatcher) loop() {
 		}
 		if !stopping {
 			d.apply()
-			now := d.opts.Now()
+			now := d.now()
 			work, wake := d.sched.Next(now)
 			for _, w := range work {
 				select {
@@ -254,9 +284,9 @@ func (d *Dispatcher) loop() {
 					go d.worker(w)
 				}
 			}
-			sleep := time.Hour
+			sleep := maxSleep
 			if !wake.IsZero() {
-				sleep = max(wake.Sub(now), 0)
+				sleep = min(max(wake.Sub(now), 0), maxSleep)
 			}
 			if len(changed) > 0 {
 				sleep = min(sleep, max(time.Until(gaugesAt.Add(gaugeEvery)), 0))
@@ -269,7 +299,7 @@ func (d *Dispatcher) loop() {
 		case <-d.poke:
 		case r := <-d.results:
 			for more := true; more; { // take every outcome that is in, then look again
-				d.sched.Done(r, d.opts.Now())
+				d.sched.Done(r, d.now())
 				if r.kind == finished && !r.sent {
 					changed[r.w.key.account] = true
 				}
@@ -362,8 +392,11 @@ func (d *Dispatcher) run(w *work) {
 		d.results <- d.removeChunk(w)
 		return
 	}
-	now := d.opts.Now()
-	res, err := Send(d.hardCtx, d.opts.Client, w.wh, w.item.Event, d.opts.UserAgent, now)
+	// The schedule's time for the bookkeeping, the wall time for the
+	// receiver, which checks webhook-timestamp against its own clock.
+	now := d.now()
+	wall, _ := d.opts.Clock.Read()
+	res, err := Send(d.hardCtx, d.opts.Client, w.wh, w.item.Event, d.opts.UserAgent, wall)
 	if err != nil && d.hardCtx.Err() != nil {
 		d.results <- result{w: w, kind: cancelled}
 		return

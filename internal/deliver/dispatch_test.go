@@ -19,6 +19,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 func openStore(t testing.TB, path string) *store.Store {
@@ -452,8 +453,9 @@ func TestRestartKeepsSchedule(t *testing.T) {
 	}
 
 	// Restarted two hours later: everything is due.
-	later := func() time.Time { return time.Now().Add(2 * time.Hour) }
-	startDispatcher(t, st, Options{Now: later}, acct)
+	later := &testkit.StepClock{}
+	later.Step(2 * time.Hour)
+	startDispatcher(t, st, Options{Clock: later}, acct)
 	eventually(t, "delivery when due", func() bool { return len(rcv.delivered()) == 3 })
 }
 

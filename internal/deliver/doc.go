@@ -20,4 +20,10 @@
 // (five failures in a row over ten seconds or more), its webhook's waiting
 // retries become due at once, so a backlog drains at full speed instead
 // of at the pace of its backoff.
+//
+// Time: the schedule runs on a clock.Steady time, which never goes back,
+// so a step of the wall clock holds no retry and no new event back for
+// its length; a due key further ahead than the longest wait the config
+// allows (maxWait) can only come from before a backward step made while
+// the daemon was stopped (or a longer max_age), and is due at once.
 package deliver

@@ -78,6 +78,8 @@ type group struct {
 	failedAt   time.Time        // the first of them
 	okAt       time.Time        // when the last successful attempt was sent
 	recovering bool             // a success followed recoverAfter failures: retries are due now
+	stale      time.Time        // a due key past maxWait that the last read left behind: the next read takes it (see unstale)
+	warned     bool             // such a key was logged
 	idx        int              // index in the ready heap, -1 when not in it
 	series     *series
 	log        *slog.Logger
@@ -325,6 +327,10 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 				break // the global cap: wait for an outcome
 			}
 			until := now
+			if g.stale.After(until) {
+				until = g.stale
+			}
+			g.stale = time.Time{}
 			if g.recovering {
 				until = farFuture
 			}
@@ -346,7 +352,7 @@ func (s *scheduler) Next(now time.Time) (out []*work, wake time.Time) {
 				}
 				s.inflight++
 			}
-			g.ahead, next = items, n
+			g.ahead, next = items, unstale(g, now, n)
 			if g.recovering && !next.IsZero() {
 				next = now // more retries waiting: read again when a slot frees
 			}

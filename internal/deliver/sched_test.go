@@ -48,12 +48,17 @@ type sent struct {
 func newFakeRun(t *testing.T, st *store.Store, opts Options, outcome func(store.Item) (Result, error), accounts ...config.Account) *fakeRun {
 	t.Helper()
 	f := &fakeRun{now: t0, step: time.Millisecond, outcome: outcome}
-	opts.Now = func() time.Time { return f.now }
+	opts.Clock = fakeRunClock{f}
 	f.d = New(st, metrics.New(), slog.New(slog.DiscardHandler), opts)
 	f.d.Update(accounts)
 	f.d.apply()
 	return f
 }
+
+// fakeRunClock reads a fakeRun's time, wall and monotonic alike.
+type fakeRunClock struct{ f *fakeRun }
+
+func (c fakeRunClock) Read() (time.Time, time.Duration) { return c.f.now, c.f.now.Sub(t0) }
 
 // run settles work until cond holds (true: stop) or the fake clock passes
 // until.
