@@ -235,7 +235,7 @@ func (b *builder) webhook(rw field[rawWebhook]) Webhook {
 		first, dup := headerLines[canon]
 		headerLines[canon] = h.Line
 		switch {
-		case !validHeaderName(h.Name):
+		case !headerNamePattern.MatchString(h.Name):
 			b.errorf(h.Line, h.Key, "not a valid header name")
 		case dup:
 			// Header names are case-insensitive: two spellings would race
@@ -243,7 +243,7 @@ func (b *builder) webhook(rw field[rawWebhook]) Webhook {
 			b.errorf(h.Line, h.Key, "the same header as at line %d (names ignore case)", first)
 		case slices.Contains(reservedHeaders, strings.ToLower(h.Name)):
 			b.errorf(h.Line, h.Key, "set by the poller, cannot be configured")
-		case !validHeaderValue(h.Value):
+		case !headerValuePattern.MatchString(h.Value):
 			b.errorf(h.Line, h.Key, "header value must not contain CR, LF or other control characters")
 		}
 		w.Headers[h.Name] = h.Value
@@ -330,29 +330,4 @@ func (b *builder) template(line int, key, raw, src string) *tmpl.Template {
 		return nil
 	}
 	return t
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if c >= 0x7f || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue rejects control characters (CR and LF above all: they
-// would inject headers); tab is allowed.
-func validHeaderValue(s string) bool {
-	for i := range len(s) {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

@@ -68,6 +68,12 @@ var (
 	formats    = choice{values: []string{"json", "form", "query", "template"}}
 )
 
+// Rules of more than one key.
+var (
+	emailAddress = textRule{re: emailPattern, msg: "not an e-mail address: %s", valid: validEmail}
+	code         = textRule{re: codePattern, msg: "not a code: %s"} // a status or site code
+)
+
 // rules are the named rules of check tags.
 var rules = map[string]rule{
 	"level":            logLevels,
@@ -82,10 +88,10 @@ var rules = map[string]rule{
 	"listen":           textRule{re: listenPattern, msg: `must be host:port ("" disables), got %s`, valid: validListen},
 	"hostport":         textRule{re: hostPortPattern, msg: "must be host:port, got %s", valid: validHostPort},
 	"socket":           socketRule{},
-	"email":            textRule{re: emailPattern, msg: "not an e-mail address: %s", valid: validEmail},
-	"recipients":       listRule{item: textRule{re: emailPattern, msg: "not an e-mail address: %s", valid: validEmail}, min: 1, none: "at least one recipient is required"},
-	"statuses":         listRule{item: textRule{re: codePattern, msg: "not a code: %s"}, min: 1, unique: true, none: "must list at least one code"},
-	"sites":            listRule{item: textRule{re: codePattern, msg: "not a code: %s"}, unique: true, null: true},
+	"email":            emailAddress,
+	"recipients":       listRule{item: emailAddress, min: 1, none: "at least one recipient is required"},
+	"statuses":         listRule{item: code, min: 1, unique: true, none: "must list at least one code"},
+	"sites":            listRule{item: code, unique: true, null: true},
 	"url":              urlRule{},
 	"base_url":         urlRule{base: true},
 	"api_key":          secretRule{required: true},

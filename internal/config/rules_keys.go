@@ -201,7 +201,8 @@ func (r pairsRule) schema(reflect.Type) *jsonschema.Schema {
 const headerSeparators = `"(),/:;<=>?@[\]{}`
 
 var (
-	paramNamePattern      = regexp.MustCompile(`.`)
+	paramNamePattern = regexp.MustCompile(`.`)
+	// A header name is an RFC 9110 token.
 	headerNamePattern     = regexp.MustCompile(`^[` + tokenChars() + `]+$`)
 	reservedHeaderPattern = regexp.MustCompile(`^(?:` + anyCaseAll(reservedHeaders) + `)$`)
 	// Header values: no control character but tab (CR and LF would
