@@ -30,9 +30,10 @@ func TestAttemptLogRecorded(t *testing.T) {
 	app.Name, dead.Name = "app", "down"
 	dead.Retry.MaxAttempts = 3
 	startDispatcher(t, st, Options{}, account("ghana", app, dead))
-	eventually(t, "the delivery and the dead letter", func() bool {
+	eventually(t, "the delivery marked and the dead letter", func() bool {
 		ds, err := st.Dead("ghana")
-		return err == nil && len(ds) == 1 && len(rcv.delivered()) == 1
+		ps, perr := st.Pending("ghana", "app", 0, 0)
+		return err == nil && perr == nil && len(ds) == 1 && len(ps) == 0
 	})
 
 	log, err := st.Event("", ids[0])
