@@ -172,7 +172,6 @@ func checkEventLog(t *testing.T, cfg, id string) {
 	if code != 0 || !strings.Contains(out, "event     "+id) || !strings.Contains(out, "gone: dead since") || !strings.Contains(out, "410") {
 		t.Errorf("events show %s: exit %d:\n%s%s", id, code, out, errOut)
 	}
-	out, errOut, code = cli(t, nil, "events", "show", "-config", cfg, "-json", id)
 	var ev struct {
 		Account string `json:"account"`
 		Event   struct {
@@ -193,9 +192,14 @@ func checkEventLog(t *testing.T, cfg, id string) {
 			Error     string    `json:"error"`
 		} `json:"attempts"`
 	}
-	if err := json.Unmarshal([]byte(out), &ev); code != 0 || err != nil {
-		t.Fatalf("events show -json: exit %d, %v: %s%s", code, err, out, errOut)
-	}
+	// ok's delivered mark commits just after its receiver answered.
+	eventually(t, 10*time.Second, "both attempts in the log", func() bool {
+		out, errOut, code := cli(t, nil, "events", "show", "-config", cfg, "-json", id)
+		if err := json.Unmarshal([]byte(out), &ev); code != 0 || err != nil {
+			t.Fatalf("events show -json: exit %d, %v: %s%s", code, err, out, errOut)
+		}
+		return len(ev.Attempts) == 2
+	})
 	if ev.Account != "ops" || ev.Event.ID != id || len(ev.Queues) != 1 || ev.Queues[0].Webhook != "gone" ||
 		ev.Queues[0].State != "dead" || ev.Queues[0].LastStatus != 410 || ev.Queues[0].DeadReason != "gone" {
 		t.Errorf("events show -json: %+v", ev)
