@@ -3,13 +3,14 @@
 #   make                 build bin/poller
 #   make test            the README's test command (vet, staticcheck, race tests)
 #   make ci              what CI runs (.ci/run)
-#   make install         binary, systemd unit, example config (PREFIX, DESTDIR)
+#   make install         binary, systemd unit, example config, config schema (PREFIX, DESTDIR)
 #   make deb             a .deb with nfpm (downloaded through the Go module proxy)
 
 PREFIX     ?= /usr
 BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= /etc
 UNITDIR    ?= /lib/systemd/system
+DATADIR    ?= $(PREFIX)/share/retailcrm-poller
 DESTDIR    ?=
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Debian versions must start with a digit: v1.2.3 -> 1.2.3, no tag -> 0.0.0~gitHASH.
@@ -48,10 +49,12 @@ install: build
 		>$(DESTDIR)$(UNITDIR)/retailcrm-poller.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/retailcrm-poller.service
 	install -Dm0644 config.example.yaml $(DESTDIR)$(SYSCONFDIR)/retailcrm-poller/config.example.yaml
+	install -Dm0644 docs/config.schema.json $(DESTDIR)$(DATADIR)/config.schema.json
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/poller $(DESTDIR)$(UNITDIR)/retailcrm-poller.service \
-		$(DESTDIR)$(SYSCONFDIR)/retailcrm-poller/config.example.yaml
+		$(DESTDIR)$(SYSCONFDIR)/retailcrm-poller/config.example.yaml \
+		$(DESTDIR)$(DATADIR)/config.schema.json
 
 deb: build
 	mkdir -p dist

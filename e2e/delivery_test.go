@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,11 +71,12 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 
 	// Retry-After past max_age: dead-lettered at the first attempt.
 	var dead []struct {
-		Webhook    string
-		Event      struct{ ID string }
-		Attempts   int
-		LastStatus int
-		DeadReason string
+		Webhook    string              `json:"webhook"`
+		Event      struct{ ID string } `json:"event"`
+		Attempts   int                 `json:"attempts"`
+		LastStatus int                 `json:"last_status"`
+		LastError  string              `json:"last_error"`
+		DeadReason string              `json:"dead_reason"`
 	}
 	eventually(t, 30*time.Second, "the Retry-After event dead-lettered", func() bool {
 		out, errOut, code := cli(t, nil, "dlq", "list", "-config", cfg, "-account", "ra", "-json")
@@ -87,7 +89,7 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 		return len(dead) == len(raWant)
 	})
 	for _, d := range dead {
-		if !raWant[d.Event.ID] || d.DeadReason != "max_age" || d.LastStatus != 503 || d.Attempts != 1 {
+		if !raWant[d.Event.ID] || d.DeadReason != "max_age" || d.LastStatus != 503 || d.Attempts != 1 || !strings.Contains(d.LastError, "Retry-After") {
 			t.Errorf("dead letter %+v, want reason max_age after one attempt answered 503", d)
 		}
 	}

@@ -75,9 +75,11 @@ func TestOperations(t *testing.T) {
 	}
 	sort.Strings(deadIDs)
 	out, _, code := cli(t, nil, "dlq", "list", "-config", cfg)
-	if code != 0 || !strings.Contains(out, deadIDs[0]) || !strings.Contains(out, "EVENT") {
-		t.Errorf("dlq list table: exit %d:\n%s", code, out)
+	if code != 0 || !strings.Contains(out, deadIDs[0]) || !strings.Contains(out, "LAST STATUS") || !strings.Contains(out, "410") {
+		t.Errorf("dlq list table (with the last status): exit %d:\n%s", code, out)
 	}
+	// Running: the attempt log through the admin socket.
+	checkEventLog(t, cfg, deadIDs[0])
 	st := status(t, cfg)
 	if st.Account != "ops" || st.Dead != len(want) || st.LastPoll == "" || st.Cursor == 0 {
 		t.Errorf("status while running = %+v, want %d dead and a last poll", st, len(want))
@@ -132,6 +134,7 @@ func TestOperations(t *testing.T) {
 	}
 
 	// Stopped: the same commands work on the state file.
+	checkEventLog(t, cfg, deadIDs[len(deadIDs)-1])
 	st = status(t, cfg)
 	if st.Dead != len(want)-1 || st.LastPoll != "" {
 		t.Errorf("status after stop = %+v, want %d dead and no last poll", st, len(want)-1)
@@ -144,6 +147,9 @@ func TestOperations(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "dead letters moved back") {
 		t.Errorf("dlq retry (all): exit %d: %s %s", code, out, errOut)
 	}
+	if out, errOut, code := cli(t, nil, "events", "show", "-config", cfg, deadIDs[1]); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("events show of a dropped event: exit %d: %s %s", code, out, errOut)
+	}
 	if out, _, code := cli(t, nil, "dlq", "list", "-config", cfg); code != 0 || !strings.Contains(out, "no dead letters") {
 		t.Errorf("dlq list after retry: exit %d: %s", code, out)
 	}
@@ -155,6 +161,59 @@ func TestOperations(t *testing.T) {
 	}
 	p2 := e.start(cfg)
 	e.waitDelivered(p2, "/gone", wantGone, 15*time.Second)
+}
+
+// checkEventLog runs `poller events show` on a dead letter of "gone" whose
+// event "ok" delivered: the log holds both attempts, the text and the
+// JSON (documented snake_case fields) say so.
+func checkEventLog(t *testing.T, cfg, id string) {
+	t.Helper()
+	out, errOut, code := cli(t, nil, "events", "show", "-config", cfg, id)
+	if code != 0 || !strings.Contains(out, "event     "+id) || !strings.Contains(out, "gone: dead since") || !strings.Contains(out, "410") {
+		t.Errorf("events show %s: exit %d:\n%s%s", id, code, out, errOut)
+	}
+	var ev struct {
+		Account string `json:"account"`
+		Event   struct {
+			ID string `json:"id"`
+		} `json:"event"`
+		Queues []struct {
+			Webhook    string `json:"webhook"`
+			State      string `json:"state"`
+			LastStatus int    `json:"last_status"`
+			DeadReason string `json:"dead_reason"`
+		} `json:"queues"`
+		Attempts []struct {
+			At        time.Time `json:"at"`
+			Webhook   string    `json:"webhook"`
+			Attempt   int       `json:"attempt"`
+			Status    int       `json:"status"`
+			LatencyMS *float64  `json:"latency_ms"`
+			Error     string    `json:"error"`
+		} `json:"attempts"`
+	}
+	// ok's delivered mark commits just after its receiver answered.
+	eventually(t, 10*time.Second, "both attempts in the log", func() bool {
+		out, errOut, code := cli(t, nil, "events", "show", "-config", cfg, "-json", id)
+		if err := json.Unmarshal([]byte(out), &ev); code != 0 || err != nil {
+			t.Fatalf("events show -json: exit %d, %v: %s%s", code, err, out, errOut)
+		}
+		return len(ev.Attempts) == 2
+	})
+	if ev.Account != "ops" || ev.Event.ID != id || len(ev.Queues) != 1 || ev.Queues[0].Webhook != "gone" ||
+		ev.Queues[0].State != "dead" || ev.Queues[0].LastStatus != 410 || ev.Queues[0].DeadReason != "gone" {
+		t.Errorf("events show -json: %+v", ev)
+	}
+	seen := map[string]int{}
+	for _, a := range ev.Attempts {
+		seen[a.Webhook] = a.Status
+		if a.At.IsZero() || a.Attempt != 1 || a.LatencyMS == nil || (a.Status == 410) != (a.Error != "") {
+			t.Errorf("attempt %+v", a)
+		}
+	}
+	if len(ev.Attempts) != 2 || seen["gone"] != 410 || seen["ok"] < 200 || seen["ok"] > 299 {
+		t.Errorf("attempt log %+v, want ok's success and gone's 410", ev.Attempts)
+	}
 }
 
 type acctStatus struct {

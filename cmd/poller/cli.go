@@ -32,6 +32,7 @@ func commands() []command {
 		{"check", "-config FILE [-online]", "validate the config; -online also checks keys, statuses and sites", cmdCheck},
 		{"status", "-config FILE", "per account: cursor, last poll, pending, dead", cmdStatus},
 		{"dlq", "list|retry|drop -config FILE [-account A] [EVENT_ID...]", "inspect, retry or drop dead letters", cmdDLQ},
+		{"events", eventsArgs, "an event's queues and attempt log (time, webhook, status, latency, response or error)", cmdEvents},
 		{"replay", replayArgs, "send an account's transitions of a past window again", cmdReplay},
 		{"compact", "-config FILE", "give the space freed by delivered events back to the file system (daemon stopped)", cmdCompact},
 		{"send-test", "-config FILE -account A", "send one synthetic event to the account's webhooks", cmdSendTest},

@@ -61,7 +61,7 @@ func backlog(t *testing.T, path string, n, keep int) {
 	var wg sync.WaitGroup
 	for _, it := range items { // marks that do not wait share transactions
 		wg.Add(1)
-		st.Delivered("ghana", "1", it.Seq, func(err error) {
+		st.Delivered("ghana", "1", it.Seq, nil, func(err error) {
 			if err != nil {
 				t.Error(err)
 			}

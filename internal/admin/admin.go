@@ -1,5 +1,6 @@
 // Package admin is the poller's operator interface: a small JSON-over-HTTP
-// API on a unix socket (status, dead-letter list/retry/drop) served by the
+// API on a unix socket (status, dead-letter list/retry/drop, an event's
+// attempt log) served by the
 // running daemon, and the client the status and dlq commands use. bbolt lets
 // one process open the file, so the client asks the daemon over the socket
 // when one answers and opens the state file itself when none runs; both

@@ -51,6 +51,23 @@ func DLQList(ctx context.Context, cfg *config.Config, account string) ([]store.I
 	return out, err
 }
 
+// Event returns the event with id, where it waits and its attempt log
+// (see store.Event), from the running daemon or the state file. account
+// "" looks in every account. store.ErrNotFound when no account holds it.
+func Event(ctx context.Context, cfg *config.Config, account, id string) (store.EventLog, error) {
+	var out store.EventLog
+	path := "/events?account=" + url.QueryEscape(account) + "&id=" + url.QueryEscape(id)
+	err := do(ctx, cfg, http.MethodGet, path, nil, &out, true, func(st *store.Store) error {
+		if st == nil {
+			return fmt.Errorf("%w: event %q: no state file yet", store.ErrNotFound, id)
+		}
+		var err error
+		out, err = st.Event(account, id)
+		return err
+	})
+	return out, err
+}
+
 // DLQRetry moves dead letters back to the outbox, due now: the event ids
 // in ids, or all of account ("" every account) when ids is empty. An id
 // matching no dead letter is store.ErrNotFound, a dead letter of a webhook

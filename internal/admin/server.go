@@ -47,6 +47,7 @@ func NewServer(st *store.Store, cfg *config.Config, hooks Hooks, log *slog.Logge
 	mux.HandleFunc("POST /dlq/retry", s.handleDLQRetry)
 	mux.HandleFunc("POST /dlq/drop", s.handleDLQDrop)
 	mux.HandleFunc("POST /replay", s.handleReplay)
+	mux.HandleFunc("GET /events", s.handleEvent)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -158,6 +159,12 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleDLQList(w http.ResponseWriter, r *http.Request) {
 	items, err := s.st.Dead(r.URL.Query().Get("account"))
 	s.reply(w, nonNil(items), err)
+}
+
+func (s *Server) handleEvent(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ev, err := s.st.Event(q.Get("account"), q.Get("id"))
+	s.reply(w, ev, err)
 }
 
 func (s *Server) handleDLQRetry(w http.ResponseWriter, r *http.Request) {

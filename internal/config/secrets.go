@@ -79,8 +79,9 @@ func (b *builder) signingSecrets(inline, file field[string], s Secret) []Secret 
 	for i, v := range strings.Fields(s.Reveal()) {
 		// The same parsing as standardwebhooks.NewWebhook, which the
 		// deliverer signs with; it would accept an empty key, we do not.
+		// The pattern is what the schema says of the key (the same set).
 		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(v, "whsec_"))
-		if err != nil || len(key) == 0 {
+		if err != nil || len(key) == 0 || !signingKeyPattern.MatchString(v) {
 			bad(b, at, "secret %d is not whsec_ followed by a base64 key", i+1)
 			continue
 		}

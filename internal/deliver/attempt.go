@@ -19,7 +19,8 @@ const removeChunk = 1000
 // write comes first: the scheduler hands out the order's next event, or
 // this one again, only after it. A success's mark does not wait for its
 // transaction (store.Delivered): report may then run later, on the
-// goroutine that committed it, so it must not block.
+// goroutine that committed it, so it must not block. The attempt goes to
+// the event's attempt log in the transaction of its outcome.
 func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time, report func(result)) {
 	if sendErr != nil {
 		r := d.failed(w, res, sendErr, now)
@@ -28,7 +29,7 @@ func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time, r
 		return
 	}
 	it := w.item
-	d.st.Delivered(it.Account, it.Webhook, it.Seq, func(err error) {
+	d.st.Delivered(it.Account, it.Webhook, it.Seq, logged(it, it.Attempts+1, res, nil, now), func(err error) {
 		r := result{w: w, kind: finished, ok: true, at: now}
 		if err != nil {
 			// The event stays in the outbox and is sent again: a
@@ -47,6 +48,7 @@ func (d *Dispatcher) record(w *work, res Result, sendErr error, now time.Time, r
 func (d *Dispatcher) failed(w *work, res Result, sendErr error, now time.Time) result {
 	it := w.item
 	reason := decide(w.wh, &it, res, sendErr, now, d.opts.Backoff)
+	it.Log = logged(it, it.Attempts, res, sendErr, now)
 	if reason == "" {
 		if err := d.st.Reschedule(it); err != nil {
 			return d.storeError(w, err)
@@ -77,6 +79,16 @@ func (d *Dispatcher) storeError(w *work, err error) result {
 	}
 	w.log.Error("cannot store the attempt's outcome; the event will be sent again", "event_id", w.item.Event.ID, "error", err)
 	return result{w: w, kind: storeFailed}
+}
+
+// logged is the attempt log's record of attempt number n of it, made at
+// now. sendErr is Send's error, which carries no URL or secret.
+func logged(it store.Item, n int, res Result, sendErr error, now time.Time) *store.Attempt {
+	a := &store.Attempt{At: now, Webhook: it.Webhook, Number: n, Status: res.Status, Latency: res.Duration, Response: res.Body}
+	if sendErr != nil {
+		a.Error = sendErr.Error()
+	}
+	return a
 }
 
 // decide updates it's attempt bookkeeping after a failed attempt at now and

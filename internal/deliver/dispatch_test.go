@@ -608,7 +608,7 @@ func TestItemDroppedWhileFailing(t *testing.T) {
 	items, _ := st.Pending("ghana", "1", 0, 0)
 	rcv := newReceiver(t, func(string, int) (int, string, http.Header) {
 		done := make(chan error, 1)
-		st.Delivered("ghana", "1", items[0].Seq, func(err error) { done <- err })
+		st.Delivered("ghana", "1", items[0].Seq, nil, func(err error) { done <- err })
 		if err := <-done; err != nil {
 			t.Error(err)
 		}

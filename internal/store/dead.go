@@ -13,8 +13,8 @@ import (
 // and time at, in one transaction. Each keeps its Seq and takes the
 // attempt bookkeeping (Attempts, FirstAttempt, NextAttempt, LastStatus,
 // LastError) of its argument; its order's next item becomes the head.
-// ErrNotFound, and nothing moves, when one of them is no longer in the
-// outbox.
+// An item's Log goes to its event's attempt log. ErrNotFound, and nothing
+// moves, when one of them is no longer in the outbox.
 func (s *Store) DeadLetter(reason string, at time.Time, items ...Item) error {
 	err := s.groupDo(func(tx *bolt.Tx) error {
 		// Read them all first: a missing or damaged one fails this call
@@ -60,6 +60,9 @@ func (s *Store) DeadLetter(reason string, at time.Time, items ...Item) error {
 			}
 			q.count(0, 1)
 			if err := q.flush(); err != nil {
+				return err
+			}
+			if err := logAttempt(q.acct, rec.Seq, m.upd.Log); err != nil {
 				return err
 			}
 		}
@@ -224,7 +227,7 @@ func (s *Store) DropDead(account string, ids []string) (int, error) {
 			if err := q.flush(); err != nil {
 				return err
 			}
-			if err := releaseEvent(acct, it.Seq); err != nil {
+			if _, err := releaseEvent(acct, it.Seq); err != nil {
 				return err
 			}
 		}

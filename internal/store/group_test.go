@@ -162,7 +162,7 @@ func TestDeliveredDoesNotWait(t *testing.T) {
 	}()
 	<-running
 	told := make(chan error, 1)
-	s.Delivered("a", "x", it.Seq, func(err error) { told <- err })
+	s.Delivered("a", "x", it.Seq, nil, func(err error) { told <- err })
 	select {
 	case err := <-told:
 		t.Fatalf("told %v while the commit before it still runs", err)

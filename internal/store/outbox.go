@@ -11,21 +11,26 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Item is one event queued for one webhook, or a dead letter.
+// Item is one event queued for one webhook, or a dead letter. Its JSON
+// (dlq list -json, the admin socket) uses the documented snake_case names.
 type Item struct {
-	Seq          uint64 // the event's key: order of detection within the account, shared by its webhooks
-	Account      string
-	Webhook      string
-	Event        event.Event
-	OrderID      int64
-	DetectedAt   time.Time
-	Attempts     int
-	FirstAttempt time.Time // zero until the first attempt
-	NextAttempt  time.Time // zero: never attempted, due since DetectedAt
-	LastStatus   int       // HTTP status of the last attempt, 0 for none or a transport error
-	LastError    string
-	DeadAt       time.Time // set on dead letters
-	DeadReason   string
+	Seq          uint64      `json:"seq"` // the event's key: order of detection within the account, shared by its webhooks
+	Account      string      `json:"account"`
+	Webhook      string      `json:"webhook"`
+	Event        event.Event `json:"event"` // the envelope as the webhook receives it
+	OrderID      int64       `json:"order_id"`
+	DetectedAt   time.Time   `json:"detected_at"`
+	Attempts     int         `json:"attempts"`
+	FirstAttempt time.Time   `json:"first_attempt,omitzero"` // zero until the first attempt
+	NextAttempt  time.Time   `json:"next_attempt,omitzero"`  // zero: never attempted, due since DetectedAt
+	LastStatus   int         `json:"last_status"`            // HTTP status of the last attempt, 0 for none or a transport error
+	LastError    string      `json:"last_error,omitempty"`
+	DeadAt       time.Time   `json:"dead_at,omitzero"` // set on dead letters
+	DeadReason   string      `json:"dead_reason,omitempty"`
+	// Log is the attempt whose outcome Reschedule or DeadLetter records:
+	// it goes to the event's attempt log in the same transaction. Never
+	// stored in the item.
+	Log *Attempt `json:"-"`
 }
 
 // dueAt is the time an item's due key sorts by: its next attempt, or its
@@ -84,7 +89,7 @@ type queue struct {
 // createQueueBuckets makes the account's delivery buckets: the event
 // records, the per-webhook parents and the counters.
 func createQueueBuckets(acct *bolt.Bucket) error {
-	for _, n := range [][]byte{bucketEvents, bucketOutbox, bucketDue, bucketChain, bucketDead, bucketCounts} {
+	for _, n := range [][]byte{bucketEvents, bucketOutbox, bucketDue, bucketChain, bucketDead, bucketCounts, bucketAttempts} {
 		if _, err := acct.CreateBucketIfNotExists(n); err != nil {
 			return err
 		}
@@ -312,27 +317,30 @@ func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
 	return nil
 }
 
-// releaseEvent deletes the event record at seq once no outbox or dead
-// item of any webhook refers to it. Webhooks holding anything have a
-// counts key, so this is a few Gets.
-func releaseEvent(acct *bolt.Bucket, seq uint64) error {
+// releaseEvent deletes the event record at seq, and its attempt log, once
+// no outbox or dead item of any webhook refers to it. Webhooks holding
+// anything have a counts key, so this is a few Gets.
+func releaseEvent(acct *bolt.Bucket, seq uint64) (released bool, err error) {
 	k := u64(seq)
 	c := acct.Bucket(bucketCounts).Cursor()
 	for w, v := c.First(); w != nil; w, v = c.Next() {
 		n, err := decodeCount(w, v)
 		if err != nil {
-			return err
+			return false, err
 		}
 		for _, kind := range [][]byte{bucketOutbox, bucketDead} {
 			if kind[0] == bucketOutbox[0] && n.Pending == 0 || kind[0] == bucketDead[0] && n.Dead == 0 {
 				continue // nothing there to refer to it
 			}
 			if b := sub(acct, kind, w); b != nil && b.Get(k) != nil {
-				return nil
+				return false, nil
 			}
 		}
 	}
-	return acct.Bucket(bucketEvents).Delete(k)
+	if err := acct.Bucket(bucketEvents).Delete(k); err != nil {
+		return false, err
+	}
+	return true, dropLog(acct, seq)
 }
 
 // Pending returns up to limit outbox items of account/webhook with
@@ -417,7 +425,8 @@ func (s *Store) Due(account, webhook string, now time.Time, limit int, skip func
 }
 
 // Delivered removes a delivered item from the outbox, puts its order's
-// next item in due and deletes the event once nothing refers to it, in one
+// next item in due, logs the attempt (log; nil logs nothing) and deletes
+// the event with its log once nothing refers to it, in one
 // transaction shared with concurrent writes (groupCommit), and tells then
 // the outcome once that transaction has committed: before Delivered
 // returns when no commit was running, else from the goroutine that ran
@@ -425,7 +434,7 @@ func (s *Store) Due(account, webhook string, now time.Time, limit int, skip func
 // goroutine goes back to sending while the shared fsync runs. An item
 // already gone (delivered before a restart, dead-lettered by an operator)
 // is not an error.
-func (s *Store) Delivered(account, webhook string, seq uint64, then func(error)) {
+func (s *Store) Delivered(account, webhook string, seq uint64, log *Attempt, then func(error)) {
 	s.groupStart(func(tx *bolt.Tx) error {
 		acct := accountBucket(tx, account)
 		q, err := queueOf(acct, webhook, false)
@@ -444,16 +453,20 @@ func (s *Store) Delivered(account, webhook string, seq uint64, then func(error))
 		if err := q.flush(); err != nil {
 			return err
 		}
-		return releaseEvent(acct, seq)
+		released, err := releaseEvent(acct, seq)
+		if released || err != nil {
+			return err // the log went with the event
+		}
+		return logAttempt(acct, seq, log)
 	}, func(err error) {
 		then(wrapErr(err, "delivered %s/%s seq %d", account, webhook, seq))
 	})
 }
 
 // Reschedule records a failed attempt: it stores it.Attempts,
-// FirstAttempt, NextAttempt, LastStatus and LastError for the item it.Seq
-// and moves its due key to NextAttempt. ErrNotFound when the item is no
-// longer in the outbox.
+// FirstAttempt, NextAttempt, LastStatus and LastError for the item it.Seq,
+// moves its due key to NextAttempt and logs it.Log. ErrNotFound when the
+// item is no longer in the outbox.
 func (s *Store) Reschedule(it Item) error {
 	err := s.groupDo(func(tx *bolt.Tx) error {
 		q, err := queueOf(accountBucket(tx, it.Account), it.Webhook, false)
@@ -467,7 +480,10 @@ func (s *Store) Reschedule(it Item) error {
 		if !ok {
 			return rejected{fmt.Errorf("%w: outbox %s/%s seq %d", ErrNotFound, it.Account, it.Webhook, it.Seq)}
 		}
-		return q.reschedule(&stored, &it)
+		if err := q.reschedule(&stored, &it); err != nil {
+			return err
+		}
+		return logAttempt(q.acct, it.Seq, it.Log)
 	})
 	if err != nil {
 		return wrapErr(err, "reschedule")

@@ -4,7 +4,7 @@
 // A poll's events and its cursor move are written in one transaction, so a
 // crash can never lose a transition.
 //
-// Layout (schema version 2; every integer key big-endian uint64):
+// Layout (schema version 4; every integer key big-endian uint64):
 //
 //	meta/schema_version
 //	accounts/<name>/state/{cursor, initialized, marks, last_success}
@@ -15,6 +15,7 @@
 //	accounts/<name>/chain/<webhook>/<order id><seq>   -> empty: every pending item with an order id
 //	accounts/<name>/dead/<webhook>/<seq>              -> attempt record with dead at and reason
 //	accounts/<name>/counts/<webhook>                  -> pending and dead counts
+//	accounts/<name>/attempts/<seq><n>                 -> one delivery attempt of the event (attempts.go)
 //
 // Seq comes from the account bucket's sequence, one per event: every
 // webhook's item of an event shares it, and it is the detection order. The
@@ -83,6 +84,7 @@ var (
 	bucketDead     = []byte("dead")
 	bucketCounts   = []byte("counts")
 	bucketOrders   = []byte("orders")
+	bucketAttempts = []byte("attempts")
 
 	keyCursor      = []byte("cursor")
 	keyStartID     = []byte("start_id")
@@ -115,6 +117,8 @@ var migrations = []migration{
 	// taken to be their cursor, so the orders sweep never re-emits what
 	// they delivered before the upgrade; order marks begin.
 	migrateStartID,
+	// 4: the attempt log (attempts.go).
+	migrateAttempts,
 }
 
 // latestSchema is the schema version this binary writes.

@@ -79,7 +79,7 @@ func pending(t testing.TB, s *Store, account, webhook string) []Item {
 // delivered waits for Delivered's outcome.
 func delivered(s *Store, account, webhook string, seq uint64) error {
 	done := make(chan error, 1)
-	s.Delivered(account, webhook, seq, func(err error) { done <- err })
+	s.Delivered(account, webhook, seq, nil, func(err error) { done <- err })
 	return <-done
 }
 
