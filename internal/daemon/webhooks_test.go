@@ -18,6 +18,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // hookLog is a receiver that records which webhook-ids each path got and
@@ -118,6 +119,12 @@ func TestReloadWebhooks(t *testing.T) {
 	if q := queues(); q["b"].Dead != 0 || !q["b"].Configured || q["a"].Pending != 0 {
 		t.Errorf("after reordering: queues %+v", q)
 	}
+	// The reload read the oldest pending event of each queue: b's is its
+	// first event, a's queue is empty.
+	ages := oldestPending(t, d)
+	if ages["b"] <= 0 || ages["a"] != 0 || len(ages) != 2 {
+		t.Errorf("poller_webhook_oldest_pending_seconds = %v, want b's above 0 and a's 0", ages)
+	}
 
 	reload("a")
 	waitFor(t, "b's events dead-lettered", func() bool { return queues()["b"].Dead == len(ids) })
@@ -144,6 +151,9 @@ func TestReloadWebhooks(t *testing.T) {
 	waitFor(t, "the dead-letter gauge", func() bool {
 		return testutil.ToFloat64(m.DeadLetters.WithLabelValues("alpha")) == float64(len(ids))
 	})
+	if ages := oldestPending(t, d); len(ages) != 1 || ages["a"] != 0 {
+		t.Errorf("poller_webhook_oldest_pending_seconds after b was removed = %v, want only a's", ages)
+	}
 	// a got each event once, never one of b's again.
 	if got := slices.Sorted(slices.Values(hooks.got("/a"))); !slices.Equal(got, want) {
 		t.Errorf("a got %v, want %v", got, want)
@@ -157,4 +167,27 @@ func TestReloadWebhooks(t *testing.T) {
 	if _, err := admin.DLQRetry(context.Background(), cfg(), "alpha", nil); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Errorf("dlq retry of a removed webhook's dead letters: %v", err)
 	}
+}
+
+// oldestPending reads poller_webhook_oldest_pending_seconds of alpha from
+// the daemon's /metrics, by webhook.
+func oldestPending(t *testing.T, d *running) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	f := testkit.Families(t, metricsBody(t, "http://"+d.ready.HTTPAddr))["poller_webhook_oldest_pending_seconds"]
+	for _, m := range f.GetMetric() {
+		var account, webhook string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "account":
+				account = l.GetValue()
+			case "webhook":
+				webhook = l.GetValue()
+			}
+		}
+		if account == "alpha" {
+			out[webhook] = m.GetGauge().GetValue()
+		}
+	}
+	return out
 }
