@@ -53,7 +53,7 @@ type (
 		LookBackTime   string         `yaml:"look_back_time"`
 		PageBudget     int            `yaml:"page_budget"`
 		Timeout        string         `yaml:"timeout"`
-		TimeZone       string         `yaml:"time_zone"`
+		TimeZone       string         `yaml:"time_zone,omitempty"`
 		Reconcile      printReconcile `yaml:"reconcile"`
 		Webhooks       []printWebhook `yaml:"webhooks"`
 	}
@@ -102,7 +102,7 @@ func (c *Config) Effective() ([]byte, error) {
 			Statuses: a.Statuses, Sites: a.Sites, Schedule: a.Schedule, StartFrom: a.StartFrom,
 			OnCreate: a.OnCreate, SkipOwnChanges: a.SkipOwnChanges, RateLimit: a.RateLimit,
 			LookBack: a.LookBack, LookBackTime: printDuration(a.LookBackTime), PageBudget: a.PageBudget,
-			Timeout: printDuration(a.Timeout), TimeZone: "UTC",
+			Timeout:   printDuration(a.Timeout),
 			Reconcile: printReconcile{Every: printDuration(a.Reconcile.Every), Window: printDuration(a.Reconcile.Window)},
 		}
 		if a.TimeZone != nil {
