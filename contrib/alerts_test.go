@@ -195,7 +195,7 @@ var failures = []struct {
 		// Two instances (active-active): b's scrapes fail from 20m while a
 		// runs on.
 		name: "scrape failing", minutes: 60,
-		load: healthy(60) + upSeries("b", 20, 60) + daemonSeries("b", 20, 60) + accountSeries("b", "ghana", 20, 60),
+		load:  healthy(60) + upSeries("b", 20, 60) + daemonSeries("b", 20, 60) + accountSeries("b", "ghana", 20, 60),
 		fired: []string{`RetailCRMPollerDown{instance="b"}`},
 	},
 	{

@@ -34,7 +34,7 @@ func TestReadmeStatePaths(t *testing.T) {
 		t.Errorf("config.example.yaml: state_dir %s, admin_socket %s; the unit's are %s, %s", example.StateDir, example.AdminSocket, wantState, wantSocket)
 	}
 	for key, want := range map[string]string{"state_dir": wantState, "admin_socket": wantSocket} {
-		m := regexp.MustCompile(`(?m)^` + key + `: (\S+)`).FindAllStringSubmatch(readme, -1)
+		m := regexp.MustCompile(`(?m)^`+key+`: (\S+)`).FindAllStringSubmatch(readme, -1)
 		if len(m) != 1 || m[0][1] != want {
 			t.Errorf("README.md's %s lines %v, want one with %s", key, m, want)
 		}
