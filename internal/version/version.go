@@ -4,7 +4,8 @@
 //
 //   - a release tag on the commit, as `go install module@v1.2.3` or a build
 //     at that tag records it: v1.2.3;
-//   - any other commit: the first 12 hex digits of its revision;
+//   - any other commit: the first 12 hex digits of its revision (from the
+//     checkout, or from the pseudo-version of `go install module@commit`);
 //   - either with -dirty when the work tree had changes (untracked files
 //     included, as git status shows them).
 //
@@ -41,7 +42,7 @@ func UserAgent() string { return "retailcrm-poller/" + String() }
 // (vX.Y.Z-[0.]yyyymmddhhmmss-abcdefabcdef) Go makes up for other commits.
 var (
 	release = regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`)
-	pseudo  = regexp.MustCompile(`\d{14}-[0-9a-f]{12}$`)
+	pseudo  = regexp.MustCompile(`\d{14}-([0-9a-f]{12})$`)
 )
 
 // fromBuildInfo derives the version from what the go command recorded.
@@ -55,12 +56,14 @@ func fromBuildInfo(bi *debug.BuildInfo) string {
 		dirty = "-dirty"
 	}
 	tag := strings.TrimSuffix(bi.Main.Version, "+dirty")
-	isRelease := release.MatchString(tag) && !pseudo.MatchString(tag)
+	commit := pseudo.FindStringSubmatch(tag)
 	switch rev := settings["vcs.revision"]; {
-	case isRelease:
+	case release.MatchString(tag) && commit == nil:
 		return tag + dirty
 	case len(rev) >= 12:
 		return rev[:12] + dirty
+	case commit != nil: // go install module@commit: the pseudo-version names it
+		return commit[1] + dirty
 	}
 	return Version
 }

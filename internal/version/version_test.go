@@ -28,7 +28,8 @@ func TestFromBuildInfo(t *testing.T) {
 		{"go build after a tag", "v1.2.4-0.20261205101500-0123456789ab", vcs("false"), "0123456789ab"},
 		{"go build without tags", "v0.0.0-20261205101500-0123456789ab+dirty", vcs("true"), "0123456789ab-dirty"},
 		{"go build without a version (-buildvcs=false)", "(devel)", nil, "dev"},
-		{"go install module@commit", "v0.0.0-20261205101500-0123456789ab", nil, "dev"},
+		{"go install module@commit", "v0.0.0-20261205101500-0123456789ab", nil, "0123456789ab"},
+		{"go install module@commit after a tag", "v1.2.4-0.20261205101500-0123456789ab", nil, "0123456789ab"},
 		{"go build, vcs info only", "(devel)", vcs("false"), "0123456789ab"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
