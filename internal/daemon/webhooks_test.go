@@ -193,3 +193,38 @@ func oldestPending(t *testing.T, d *running) map[string]float64 {
 	}
 	return out
 }
+
+// TestOldestPendingAfterRestart: the age of a webhook's oldest pending
+// event counts from its detection, across a restart of the daemon, not
+// from the restart.
+func TestOldestPendingAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("alpha", "")
+	hooks := newHookLog(t, "/down")
+	e.writeRaw(fmt.Sprintf("state_dir: %s\nlisten: 127.0.0.1:0\nadmin_socket: %s\nlog: {level: debug, format: json}\naccounts:\n"+
+		"  - name: %s\n    url: %s\n    api_key: %s\n    schedule: %q\n    start_from: beginning\n    webhooks:\n"+
+		"      - {url: %s/down, secret: %s, timeout: 2s}\n",
+		filepath.Join(e.dir, "state"), filepath.Join(e.dir, "admin.sock"), a.name, a.url, a.key, a.schedule, hooks.URL, webhookSecret))
+	approve(e.sim1("alpha"))
+	d := e.start()
+	waitFor(t, "a first failed attempt", func() bool { return len(hooks.got("/down")) > 0 })
+	d.reload <- struct{}{} // the gauges are read from the store at a reload (else every minute)
+	var before float64
+	waitFor(t, "the pending event's age", func() bool {
+		before = oldestPending(t, d)["1"]
+		return before > 0
+	})
+	stopped := time.Now()
+	if _, err := d.stop(t, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	d = e.start()
+	restarted := time.Now()
+	after := oldestPending(t, d)["1"]
+	// Between the two reads more time passed than between stopped and
+	// restarted; an age counted from the restart would be below both.
+	if least := before + restarted.Sub(stopped).Seconds(); after < least {
+		t.Errorf("age after the restart %.3fs, want at least %.3fs (before: %.3fs)", after, least, before)
+	}
+}
