@@ -12,19 +12,27 @@ SYSCONFDIR ?= /etc
 UNITDIR    ?= /lib/systemd/system
 DATADIR    ?= $(PREFIX)/share/retailcrm-poller
 DESTDIR    ?=
-VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version internal/version derives from the build info of a plain
+# `go build`: the release tag on HEAD or 12 hex digits of the commit, with
+# -dirty when `git status` shows changes. internal/version's
+# TestOneVersion checks that the two agree.
+VERSION    ?= $(shell v=$$(git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null || git rev-parse --short=12 HEAD 2>/dev/null) && \
+		if [ -n "$$(git status --porcelain 2>/dev/null)" ]; then echo $$v-dirty; else echo $$v; fi || echo dev)
 # Debian versions must start with a digit: v1.2.3 -> 1.2.3, no tag -> 0.0.0~gitHASH.
 DEB_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && echo $${v\#v} || echo 0.0.0~git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown))
 NFPM       ?= go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 
 GO_LDFLAGS := -s -w -X github.com/retailcrm-poller/retailcrm-poller/internal/version.Version=$(VERSION)
 
-.PHONY: all build test ci e2e e2e-long verify-unit install uninstall deb clean
+.PHONY: all build version test ci e2e e2e-long verify-unit install uninstall deb clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/poller ./cmd/poller
+
+version:
+	@echo $(VERSION)
 
 test:
 	go vet ./... && go tool staticcheck ./... && go test -race ./... && (cd contrib && go vet ./... && go tool staticcheck ./... && go test ./...)

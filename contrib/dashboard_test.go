@@ -23,6 +23,9 @@ var dashboardMetrics = []string{
 	"poller_reconciled_events_total",
 	"poller_config_reloads_total",
 	"poller_config_last_reload_successful",
+	"poller_account_up",
+	"poller_webhook_oldest_pending_seconds",
+	"poller_build_info",
 }
 
 type dashboard struct {
@@ -194,4 +197,111 @@ func TestDashboards(t *testing.T) {
 func overlap(a, b panel) bool {
 	p, q := a.GridPos, b.GridPos
 	return p.X < q.X+q.W && q.X < p.X+p.W && p.Y < q.Y+q.H && q.Y < p.Y+p.H
+}
+
+// TestDashboardDataSource: the data source picked at import (an __inputs
+// entry) is the one every query runs on. Grafana writes the pick over
+// "${DS_NAME}" wherever it stands; here it stands as the default of the
+// data-source variable, and every panel, query, query variable and
+// annotation uses that variable, so the pick reaches all of them and the
+// variable can still switch them together.
+func TestDashboardDataSource(t *testing.T) {
+	files, err := filepath.Glob("grafana/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in grafana/ (%v)", err)
+	}
+	type ds struct {
+		Type string `json:"type"`
+		UID  string `json:"uid"`
+	}
+	type dsPanel struct {
+		Type       string `json:"type"`
+		Title      string `json:"title"`
+		Datasource *ds    `json:"datasource"`
+		Targets    []struct {
+			Datasource *ds `json:"datasource"`
+		} `json:"targets"`
+		Panels []dsPanel `json:"panels"`
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Inputs []struct {
+				Name     string `json:"name"`
+				Type     string `json:"type"`
+				PluginID string `json:"pluginId"`
+			} `json:"__inputs"`
+			Templating struct {
+				List []struct {
+					Name       string `json:"name"`
+					Type       string `json:"type"`
+					Query      any    `json:"query"`
+					Datasource *ds    `json:"datasource"`
+					Current    struct {
+						Value string `json:"value"`
+					} `json:"current"`
+				} `json:"list"`
+			} `json:"templating"`
+			Annotations struct {
+				List []struct {
+					Name       string `json:"name"`
+					Datasource *ds    `json:"datasource"`
+				} `json:"list"`
+			} `json:"annotations"`
+			Panels []dsPanel `json:"panels"`
+		}
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(d.Inputs) != 1 || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
+			t.Fatalf("%s: __inputs %+v, want one Prometheus data source", f, d.Inputs)
+		}
+		input := "${" + d.Inputs[0].Name + "}"
+		// The variable of type datasource whose default is the input.
+		use := ""
+		for _, v := range d.Templating.List {
+			if v.Type == "datasource" && v.Query == "prometheus" && v.Current.Value == input {
+				use = "${" + v.Name + "}"
+			}
+		}
+		if use == "" {
+			t.Fatalf("%s: no Prometheus data-source variable defaults to the input %s: the input is asked for at import and used by nothing", f, input)
+		}
+		check := func(where string, got *ds) {
+			t.Helper()
+			if got == nil || got.Type != "prometheus" || got.UID != use {
+				t.Errorf("%s: %s: data source %+v, want {prometheus %s}", f, where, got, use)
+			}
+		}
+		for _, v := range d.Templating.List {
+			if v.Type == "query" {
+				check("variable "+v.Name, v.Datasource)
+			}
+		}
+		for _, a := range d.Annotations.List {
+			check("annotation "+a.Name, a.Datasource)
+		}
+		n := 0
+		var walk func([]dsPanel)
+		walk = func(ps []dsPanel) {
+			for _, p := range ps {
+				walk(p.Panels)
+				if p.Type == "row" {
+					continue
+				}
+				n++
+				check("panel "+p.Title, p.Datasource)
+				for _, tg := range p.Targets {
+					check("a query of panel "+p.Title, tg.Datasource)
+				}
+			}
+		}
+		walk(d.Panels)
+		if n < 10 {
+			t.Errorf("%s: only %d panels checked", f, n)
+		}
+	}
 }

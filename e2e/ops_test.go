@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/receiver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
@@ -320,7 +322,7 @@ func TestSendTest(t *testing.T) {
 	}, 0)
 	cfg := e.writeConfig("config.yaml", nil, e.acctConfig(a, map[string]any{"webhooks": []any{
 		e.webhook("/hook", map[string]any{"name": "main"}),
-		e.webhook("/form", map[string]any{"name": "form", "format": "form", "params": map[string]any{"n": "{{ order.number }}"}}),
+		e.webhook("/form", map[string]any{"name": "form", "format": "form", "params": map[string]any{"n": "{{ order.number }}", "t": "{{ event.type }}"}}),
 	}}), e.acctConfig(a, map[string]any{"name": "broken", "webhooks": []any{e.webhook("/fail", nil)}}))
 	out, errOut, code := cli(t, nil, "send-test", "-config", cfg, "-account", "shop")
 	if code != 0 || !strings.Contains(out, "ok    webhook main (POST "+e.hook.URL+"/hook): 200") {
@@ -333,6 +335,20 @@ func TestSendTest(t *testing.T) {
 	for _, d := range ds {
 		if !regexp.MustCompile(`^shop-test-\d+$`).MatchString(d.ID) || !d.SignatureOK {
 			t.Errorf("%s: id %q, signature ok %v (%s)", d.Path, d.ID, d.SignatureOK, d.SignatureErr)
+		}
+		// Its type tells it from a real approval, in the envelope and to a template.
+		var typ string
+		switch d.Path {
+		case "/hook":
+			var env struct{ Type string }
+			_ = json.Unmarshal(d.Body, &env)
+			typ = env.Type
+		case "/form":
+			q, _ := url.ParseQuery(string(d.Body))
+			typ = q.Get("t")
+		}
+		if typ != string(event.Test) {
+			t.Errorf("%s: the test event's type is %q, want %s", d.Path, typ, event.Test)
 		}
 	}
 	out, _, code = cli(t, nil, "send-test", "-config", cfg, "-account", "broken")

@@ -37,13 +37,14 @@ var receiverNotes = []string{
 }
 
 // The params the form and query webhooks send, and the template body:
-// the same four values in three encodings.
+// the same five values in three encodings (event_type tells a receiver a
+// send-test event from a real one).
 var (
 	receiverParams = map[string]any{
-		"event_id": "{{ event.id }}", "order_id": "{{ order.id }}",
+		"event_id": "{{ event.id }}", "order_id": "{{ order.id }}", "event_type": "{{ event.type }}",
 		"status": "{{ change.newValue }}", "note": "{{ order.customFields.note }}",
 	}
-	receiverBody = `{"event_id": "{{ event.id }}", "order_id": {{ order.id }}, ` +
+	receiverBody = `{"event_id": "{{ event.id }}", "order_id": {{ order.id }}, "event_type": "{{ event.type }}", ` +
 		`"status": "{{ change.newValue }}", "note": "{{ order.customFields.note }}"}`
 )
 
@@ -52,8 +53,9 @@ var (
 // (json, form, template, query), and checks from the receiver's own log
 // that every event was processed exactly once, that no genuine delivery
 // failed verification, that a replay is dropped as a duplicate, that
-// forged bodies are rejected, and that format: query parameters are not
-// covered by the signature.
+// forged bodies are rejected, that format: query parameters are not
+// covered by the signature, and that `poller send-test` is logged as a
+// test event, not processed.
 func TestExampleReceivers(t *testing.T) {
 	t.Parallel()
 	for _, rc := range []struct {
@@ -202,7 +204,7 @@ func receiverScenario(t *testing.T, rp *receiverProc, secret string) {
 		tr := truth[id]
 		account, _, _ := strings.Cut(id, "-")
 		wantParams := map[string]string{"event_id": id, "order_id": strconv.FormatInt(tr.OrderID, 10), "status": tr.New,
-			"note": notes[account+"/"+strconv.FormatInt(tr.OrderID, 10)]}
+			"note": notes[account+"/"+strconv.FormatInt(tr.OrderID, 10)], "event_type": "order.status_changed"}
 		switch account {
 		case "rjson":
 			checkEnvelope(t, r, tr)
@@ -213,6 +215,25 @@ func receiverScenario(t *testing.T, rp *receiverProc, secret string) {
 		case "rquery":
 			checkParams(t, r, "query", false, wantParams)
 		}
+	}
+
+	// send-test's event is told from a real one in every format.
+	for name := range accts {
+		if out, errOut, code := cli(t, nil, "send-test", "-config", cfg, "-account", name); code != 0 {
+			t.Errorf("send-test -account %s: exit %d: %s %s", name, code, out, errOut)
+		}
+	}
+	eventually(t, 10*time.Second, "a test event logged for each account", func() bool {
+		return len(rp.records("test event")) == len(accts)
+	})
+	for _, r := range rp.records("test event") {
+		id, _ := r["id"].(string)
+		if account, _, _ := strings.Cut(id, "-"); accts[account] == nil || !strings.HasPrefix(id, account+"-test-") {
+			t.Errorf("test event %v: not a send-test id", r)
+		}
+	}
+	if n := len(rp.records("processed")); n != len(processed) {
+		t.Errorf("%d deliveries processed after send-test, want %d: a test event was processed as real", n, len(processed))
 	}
 	if t.Failed() {
 		t.Logf("receiver output:\n%s", tail(rp.logs.String(), 40))
@@ -372,6 +393,13 @@ func startGoReceiver(t *testing.T, secret string) *receiverProc {
 // `npm ci` in a copy of it and starts it.
 func startNodeReceiver(t *testing.T, secret string) *receiverProc {
 	t.Helper()
+	return startReceiver(t, nodeDir(t), secret, "node", "server.js")
+}
+
+// nodeDir is a copy of the Node example with its locked dependencies
+// installed by `npm ci`.
+func nodeDir(t *testing.T) string {
+	t.Helper()
 	for _, tool := range []string{"node", "npm"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: the Node receiver example needs Node.js 18+ and npm "+
@@ -395,5 +423,5 @@ func startNodeReceiver(t *testing.T, secret string) *receiverProc {
 	if out, err := npm.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci in a copy of examples/receivers/node: %v\n%s", err, out)
 	}
-	return startReceiver(t, dir, secret, "node", "server.js")
+	return dir
 }

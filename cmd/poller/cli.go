@@ -37,7 +37,7 @@ func commands() []command {
 		{"compact", "-config FILE", "give the space freed by delivered events back to the file system (daemon stopped)", cmdCompact},
 		{"send-test", "-config FILE -account A", "send one synthetic event to the account's webhooks", cmdSendTest},
 		{"demo", "[-duration D]", "simulator + daemon + receiver in one process", cmdDemo},
-		{"config", configArgs, "print the config file's JSON Schema", cmdConfig},
+		{"config", configArgs, "print the config file's JSON Schema, or the effective config (defaults in, secrets REDACTED)", cmdConfig},
 		{"version", "", "print the version", cmdVersion},
 	}
 }

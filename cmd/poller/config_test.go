@@ -18,10 +18,11 @@ func TestConfigCommand(t *testing.T) {
 		stdout, stderr string // substrings
 	}{
 		{[]string{"config", "schema"}, exitOK, `"$schema": "https://json-schema.org/draft/2020-12/schema"`, ""},
-		{[]string{"config"}, exitUsage, "", "missing subcommand (want schema)"},
-		{[]string{"config", "scheme"}, exitUsage, "", `unknown config command "scheme" (want schema)`},
+		{[]string{"config"}, exitUsage, "", "missing subcommand (want schema or print)"},
+		{[]string{"config", "scheme"}, exitUsage, "", `unknown config command "scheme" (want schema or print)`},
 		{[]string{"config", "schema", "extra"}, exitUsage, "", "unexpected arguments after schema"},
-		{[]string{"config", "-h"}, exitOK, "", "Usage: poller config schema"},
+		{[]string{"config", "-h"}, exitOK, "", "Usage: poller config schema | print -config FILE"},
+		{[]string{"config", "print", "-h"}, exitOK, "", "Usage: poller config print -config FILE"},
 		{[]string{"help"}, exitOK, "poller config schema", ""},
 	}
 	for _, tt := range tests {

@@ -78,7 +78,7 @@ func TestTestEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ev := testEvent(tt.acct, now)
-		if ev.ID != tt.id || ev.Account != tt.acct.Name || ev.Type != event.StatusChanged ||
+		if ev.ID != tt.id || ev.Account != tt.acct.Name || ev.Type != event.Test ||
 			ev.Change.NewValue != tt.status || ev.Change.CreatedAt != tt.at {
 			t.Errorf("testEvent(%s) = %+v", tt.acct.Name, ev)
 		}

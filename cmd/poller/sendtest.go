@@ -54,8 +54,9 @@ func cmdSendTest(args []string, stdout, stderr io.Writer) int {
 }
 
 // testEvent is a synthetic status change of a fake order, shaped like a
-// real event so that receivers and templates can be tried out. Its id,
-// "<account>-test-<unix>", never collides with a real "<account>-<historyId>".
+// real event so that receivers and templates can be tried out, with type
+// poller.test so that a receiver can tell it from a real approval. Its id
+// is "<account>-test-<unix>".
 func testEvent(a config.Account, now time.Time) event.Event {
 	status := "approved"
 	if len(a.Statuses) > 0 {
@@ -89,7 +90,7 @@ func testEvent(a config.Account, now time.Time) event.Event {
 	})
 	return event.Event{
 		ID:      a.Name + "-test-" + strconv.FormatInt(now.Unix(), 10),
-		Type:    event.StatusChanged,
+		Type:    event.Test,
 		Account: a.Name,
 		Change: event.Change{
 			Field: "status", OldValue: "new", NewValue: status,

@@ -297,11 +297,22 @@ func (b *builder) url(line int, key string, f field[string], base bool) (expande
 		bad(b, f, "must have a host, got %s", quoted(f))
 	case base && (u.RawQuery != "" || u.Fragment != "" || u.User != nil):
 		bad(b, f, "must not have a query, fragment or user info, got %s", quoted(f))
+	case base && apiPath(u.Path):
+		bad(b, f, "must be the account's address without the API path (the poller adds /api/v5), e.g. https://%s, got %s", u.Host, quoted(f))
 	}
 	if base {
 		return strings.TrimRight(f.V, "/"), strings.TrimRight(f.Raw, "/")
 	}
 	return f.V, f.Raw
+}
+
+// apiPath reports whether a base URL's path is RetailCRM's API path,
+// /api or /api/v5 (with or without a trailing slash), which the client
+// adds itself: every request would then go to /api/v5/api/v5/... and
+// answer 404 "API method not found".
+func apiPath(p string) bool {
+	p = strings.ToLower(strings.TrimRight(p, "/"))
+	return strings.HasSuffix(p, "/api") || strings.HasSuffix(p, "/api/v5")
 }
 
 func unwrapURL(err error) error {

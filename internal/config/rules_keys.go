@@ -13,7 +13,7 @@ import (
 // their check reports only what a value alone shows.
 
 // urlRule: an http(s) URL with a host; a base URL has no query, fragment
-// or user info. The builder's url checks it (and parses it: the pattern
+// or user info, and does not end in the API path (/api, /api/v5). The builder's url checks it (and parses it: the pattern
 // is the part of that a schema can say).
 type urlRule struct{ base bool }
 
@@ -21,7 +21,8 @@ func (urlRule) check(*builder, view) {}
 
 func (r urlRule) schema(reflect.Type) *jsonschema.Schema {
 	if r.base {
-		return &jsonschema.Schema{Type: "string", Pattern: `^` + anyCase("http") + `[Ss]?://[^/?#@]+(?:/[^?#]*)?\??#?$`}
+		return &jsonschema.Schema{Type: "string", Pattern: `^` + anyCase("http") + `[Ss]?://[^/?#@]+(?:/[^?#]*)?\??#?$`,
+			Not: &jsonschema.Schema{Pattern: `/` + anyCase("api") + `(?:/[Vv]5)?/*\??#?$`}}
 	}
 	return &jsonschema.Schema{Type: "string", Pattern: `^` + anyCase("http") + `[Ss]?://[^/?#]+(?:[/?#].*)?$`}
 }

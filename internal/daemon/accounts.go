@@ -13,6 +13,7 @@ import (
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
@@ -28,6 +29,7 @@ type account struct {
 	slot     *member       // its place in the slots
 	run      *sync.Mutex   // shared by every generation of the account
 	observed *observed
+	m        *metrics.Metrics
 }
 
 // observed is what the daemon knows about an account's polls beyond the
@@ -66,6 +68,7 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 			cfg:    ac,
 			log:    log,
 			poller: poll.New(ac, client, d.st, d.m, log, d.disp.Notify),
+			m:      d.m,
 		}
 		a.every = ac.Interval()
 		a.sched = shifted{Schedule: spec, offset: startOffset(ac.Name, a.every)}
@@ -99,6 +102,7 @@ func (d *daemon) schedule(polls context.Context, accts []*account, now time.Time
 				}
 				if !st.LastSuccess.IsZero() {
 					d.m.LastPollSuccess.WithLabelValues(a.cfg.Name).Set(float64(st.LastSuccess.Unix()))
+					d.m.AccountLastSuccess.WithLabelValues(a.cfg.Name).Set(float64(st.LastSuccess.Unix()))
 				}
 			}
 		}
@@ -141,6 +145,10 @@ func (a *account) tick(ctx context.Context) {
 			a.log.Info("polling recovered", "failures", o.failures)
 		}
 		o.lastSuccess, o.lastError, o.blocked, o.failures = time.Now(), "", "", 0
+		// Set here, under a.run: a removed account's series are forgotten
+		// after its last poll, never set again by it.
+		a.m.AccountUp.WithLabelValues(a.cfg.Name).Set(1)
+		a.m.AccountLastSuccess.WithLabelValues(a.cfg.Name).Set(float64(o.lastSuccess.UnixNano()) / 1e9)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		// Shutdown cancelled the poll: not the account's failure.
 	default:
@@ -150,6 +158,7 @@ func (a *account) tick(ctx context.Context) {
 		if errors.Is(err, poll.ErrBadHistoryID) {
 			o.blocked = err.Error()
 		}
+		a.m.AccountUp.WithLabelValues(a.cfg.Name).Set(0)
 		a.log.Warn("poll failed", "error", err, "failures", o.failures, "skip_ticks", o.skip)
 	}
 	sweep := err == nil && a.cfg.Reconcile.Every > 0 && !time.Now().Before(o.nextSweep)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
@@ -307,6 +308,18 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	t.Run("account state gauges", func(t *testing.T) {
+		fams := testkit.Families(t, metricsBody(t, base))
+		up := seriesByAccount(fams["poller_account_up"])
+		if up["alpha"] != 1 || up["bad"] != 0 || len(up) != 3 {
+			t.Errorf("poller_account_up = %v, want alpha 1, bad 0 (and beta)", up)
+		}
+		last := seriesByAccount(fams["poller_account_last_success_timestamp_seconds"])
+		if _, ok := last["bad"]; ok || time.Since(time.Unix(int64(last["alpha"]), 0)) > time.Minute {
+			t.Errorf("poller_account_last_success_timestamp_seconds = %v: want alpha's recent, none for bad", last)
+		}
+	})
+
 	t.Run("metrics", func(t *testing.T) {
 		_, body := get(t, base+"/metrics")
 		testkit.CheckContractMetrics(t, body)
@@ -351,6 +364,9 @@ func TestRun(t *testing.T) {
 			code, body := get(t, base+"/readyz")
 			return code == http.StatusOK && body == "ok\n"
 		})
+		if up := testutil.ToFloat64(d.ready.Metrics.AccountUp.WithLabelValues("bad")); up != 1 {
+			t.Errorf("poller_account_up{bad} = %v after the fixed key's poll, want 1", up)
+		}
 	})
 
 	t.Run("graceful stop", func(t *testing.T) {
@@ -404,4 +420,27 @@ func TestShutdownBound(t *testing.T) {
 	if !strings.Contains(d.logs.String(), "polls still running at the shutdown timeout") {
 		t.Error("no log line about cancelling the stuck poll")
 	}
+}
+
+func metricsBody(t *testing.T, base string) string {
+	t.Helper()
+	code, body := get(t, base+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	return body
+}
+
+// seriesByAccount maps each series of a per-account family (nil: none) to
+// its value.
+func seriesByAccount(f *dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "account" {
+				out[l.GetValue()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }

@@ -63,8 +63,9 @@ func (d *daemon) queuesChanged(account string) {
 	}
 }
 
-// refreshGauges sets poller_outbox_pending and poller_dead_letters of every
-// configured account from the store.
+// refreshGauges sets poller_outbox_pending, poller_dead_letters and
+// poller_webhook_oldest_pending_seconds of every configured account from
+// the store.
 func (d *daemon) refreshGauges() {
 	d.mu.Lock()
 	accts := d.cfg.Accounts
@@ -74,9 +75,20 @@ func (d *daemon) refreshGauges() {
 		d.log.Warn("reading outbox counts", "error", err)
 		return
 	}
+	oldest, err := d.st.OldestPending()
+	if err != nil {
+		d.log.Warn("reading the oldest pending events", "error", err)
+	}
 	for _, a := range accts {
 		pending, dead := overviews[a.Name].Totals()
 		d.m.OutboxPending.WithLabelValues(a.Name).Set(float64(pending))
 		d.m.DeadLetters.WithLabelValues(a.Name).Set(float64(dead))
+		if err == nil {
+			hooks := make([]string, len(a.Webhooks))
+			for i, w := range a.Webhooks {
+				hooks[i] = w.Name
+			}
+			d.m.WebhookOldest.Set(a.Name, hooks, oldest[a.Name])
+		}
 	}
 }

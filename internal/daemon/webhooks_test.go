@@ -18,6 +18,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // hookLog is a receiver that records which webhook-ids each path got and
@@ -111,7 +112,14 @@ func TestReloadWebhooks(t *testing.T) {
 	waitFor(t, "delivery to a", func() bool { return len(hooks.got("/a")) == len(ids) })
 	waitFor(t, "b's first attempts", func() bool { return len(hooks.got("/b")) >= len(ids) })
 
+	waitFor(t, "a's queue empty", func() bool { return queues()["a"].Pending == 0 })
 	reload("b", "a")
+	// The reload read the oldest pending event of each queue: b's is its
+	// first event, a's queue is empty.
+	ages := oldestPending(t, d)
+	if ages["b"] <= 0 || ages["a"] != 0 || len(ages) != 2 {
+		t.Errorf("poller_webhook_oldest_pending_seconds = %v, want b's above 0 and a's 0", ages)
+	}
 	ids = append(ids, approve(e.sim1("alpha")))
 	waitFor(t, "delivery to a after reordering", func() bool { return len(hooks.got("/a")) == len(ids) })
 	waitFor(t, "b pending with the new event", func() bool { return queues()["b"].Pending == len(ids) })
@@ -144,6 +152,10 @@ func TestReloadWebhooks(t *testing.T) {
 	waitFor(t, "the dead-letter gauge", func() bool {
 		return testutil.ToFloat64(m.DeadLetters.WithLabelValues("alpha")) == float64(len(ids))
 	})
+	ages = oldestPending(t, d)
+	if _, ok := ages["a"]; len(ages) != 1 || !ok {
+		t.Errorf("poller_webhook_oldest_pending_seconds after b was removed = %v, want only a's", ages)
+	}
 	// a got each event once, never one of b's again.
 	if got := slices.Sorted(slices.Values(hooks.got("/a"))); !slices.Equal(got, want) {
 		t.Errorf("a got %v, want %v", got, want)
@@ -156,5 +168,63 @@ func TestReloadWebhooks(t *testing.T) {
 	// Its dead letters cannot be retried while it is not configured.
 	if _, err := admin.DLQRetry(context.Background(), cfg(), "alpha", nil); err == nil || !strings.Contains(err.Error(), "not configured") {
 		t.Errorf("dlq retry of a removed webhook's dead letters: %v", err)
+	}
+}
+
+// oldestPending reads poller_webhook_oldest_pending_seconds of alpha from
+// the daemon's /metrics, by webhook.
+func oldestPending(t *testing.T, d *running) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	f := testkit.Families(t, metricsBody(t, "http://"+d.ready.HTTPAddr))["poller_webhook_oldest_pending_seconds"]
+	for _, m := range f.GetMetric() {
+		var account, webhook string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "account":
+				account = l.GetValue()
+			case "webhook":
+				webhook = l.GetValue()
+			}
+		}
+		if account == "alpha" {
+			out[webhook] = m.GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// TestOldestPendingAfterRestart: the age of a webhook's oldest pending
+// event counts from its detection, across a restart of the daemon, not
+// from the restart.
+func TestOldestPendingAfterRestart(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("alpha", "")
+	hooks := newHookLog(t, "/down")
+	e.writeRaw(fmt.Sprintf("state_dir: %s\nlisten: 127.0.0.1:0\nadmin_socket: %s\nlog: {level: debug, format: json}\naccounts:\n"+
+		"  - name: %s\n    url: %s\n    api_key: %s\n    schedule: %q\n    start_from: beginning\n    webhooks:\n"+
+		"      - {url: %s/down, secret: %s, timeout: 2s}\n",
+		filepath.Join(e.dir, "state"), filepath.Join(e.dir, "admin.sock"), a.name, a.url, a.key, a.schedule, hooks.URL, webhookSecret))
+	approve(e.sim1("alpha"))
+	d := e.start()
+	waitFor(t, "a first failed attempt", func() bool { return len(hooks.got("/down")) > 0 })
+	d.reload <- struct{}{} // the gauges are read from the store at a reload (else every minute)
+	var before float64
+	waitFor(t, "the pending event's age", func() bool {
+		before = oldestPending(t, d)["1"]
+		return before > 0
+	})
+	stopped := time.Now()
+	if _, err := d.stop(t, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	d = e.start()
+	restarted := time.Now()
+	after := oldestPending(t, d)["1"]
+	// Between the two reads more time passed than between stopped and
+	// restarted; an age counted from the restart would be below both.
+	if least := before + restarted.Sub(stopped).Seconds(); after < least {
+		t.Errorf("age after the restart %.3fs, want at least %.3fs (before: %.3fs)", after, least, before)
 	}
 }

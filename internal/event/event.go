@@ -15,6 +15,7 @@ type Type string
 const (
 	StatusChanged Type = "order.status_changed" // status changed into a target status
 	Created       Type = "order.created"        // order created already in a target status
+	Test          Type = "poller.test"          // the synthetic event of poller send-test, never a real change
 )
 
 // Change describes the history entry that produced the event.

@@ -5,12 +5,16 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
 // Metrics holds every collector. Label names are part of the contract.
@@ -31,6 +35,9 @@ type Metrics struct {
 	PollInterval       *prometheus.GaugeVec     // account: the schedule's interval, so alerts can count missed polls
 	ConfigReloadsTotal *prometheus.CounterVec   // result (ok|error)
 	ConfigLastReloadOK prometheus.Gauge         // 1 if the last reload succeeded
+	AccountUp          *prometheus.GaugeVec     // account: 1 after a successful poll, 0 after a failed one
+	AccountLastSuccess *prometheus.GaugeVec     // account, unix seconds: the daemon's view, kept over restarts
+	WebhookOldest      *PendingAges             // account, webhook: age of the oldest pending event
 
 	// perAccount are the vectors with an account label, in the order
 	// they were made: ForgetAccount clears each of them.
@@ -76,6 +83,17 @@ func New() *Metrics {
 		Name: "poller_config_last_reload_successful", Help: "1 if the last config reload succeeded.",
 	})
 	m.Registry.MustRegister(m.ConfigReloadsTotal, m.ConfigLastReloadOK)
+
+	m.AccountUp = m.gauges("poller_account_up", "1 if the account's last poll succeeded, 0 while its polls fail.")
+	m.AccountLastSuccess = m.gauges("poller_account_last_success_timestamp_seconds",
+		"Unix time of the account's last successful poll, read from the state file at start.")
+	m.WebhookOldest = newPendingAges(time.Now)
+	m.perAccountVec(m.WebhookOldest, "account", "webhook")
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "poller_build_info", Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "go_version"})
+	buildInfo.WithLabelValues(version.String(), runtime.Version()).Set(1)
+	m.Registry.MustRegister(buildInfo)
 	return m
 }
 

@@ -81,6 +81,8 @@ func TestForgetAccountRemovesEverySeries(t *testing.T) {
 				c.WithLabelValues(vals...).Set(1)
 			case *prometheus.HistogramVec:
 				c.WithLabelValues(vals...).Observe(1)
+			case *PendingAges:
+				c.Set(account, []string{"w"}, nil)
 			default:
 				t.Fatalf("unexpected vector %T", c)
 			}

@@ -423,16 +423,15 @@ func (s *Site) codeOr(key string) string {
 	return s.Code
 }
 
-// Site access of an API key (Credentials.SiteAccess).
-const (
-	AccessFull      = "access_full"      // the key sees every site of the account
-	AccessSelective = "access_selective" // the key sees the sites listed in sitesAvailable
-)
+// AccessFull is the Credentials.SiteAccess of a key that sees every site
+// of the account; an "access_selective" key sees the sites listed in
+// sitesAvailable.
+const AccessFull = "access_full"
 
 // Credentials is GET /api/credentials.
 type Credentials struct {
 	Scopes     []string `json:"scopes"`
-	SiteAccess string   `json:"siteAccess"` // AccessFull | AccessSelective, or "" when not sent
+	SiteAccess string   `json:"siteAccess"` // AccessFull, "access_selective", or "" when not sent
 	// SitesAvailable are the sites the key sees, when SitesListed. Some
 	// answers carry no sitesAvailable at all (api-client-php's sample has
 	// only scopes, credentials and siteAccess).

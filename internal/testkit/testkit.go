@@ -26,15 +26,19 @@ import (
 // dashboards rely on (docs/REFERENCE.md, "Metrics"), with their label
 // names sorted (histograms without "le").
 var ContractMetrics = map[string][]string{
-	"poller_polls_total":                         {"account", "result"},
-	"poller_api_requests_total":                  {"account", "code", "endpoint"},
-	"poller_events_detected_total":               {"account", "type"},
-	"poller_deliveries_total":                    {"account", "result", "webhook"},
-	"poller_outbox_pending":                      {"account"},
-	"poller_dead_letters":                        {"account"},
-	"poller_cursor_history_id":                   {"account"},
-	"poller_last_poll_success_timestamp_seconds": {"account"},
-	"poller_delivery_latency_seconds":            {"account"},
+	"poller_polls_total":                            {"account", "result"},
+	"poller_api_requests_total":                     {"account", "code", "endpoint"},
+	"poller_events_detected_total":                  {"account", "type"},
+	"poller_deliveries_total":                       {"account", "result", "webhook"},
+	"poller_outbox_pending":                         {"account"},
+	"poller_dead_letters":                           {"account"},
+	"poller_cursor_history_id":                      {"account"},
+	"poller_last_poll_success_timestamp_seconds":    {"account"},
+	"poller_delivery_latency_seconds":               {"account"},
+	"poller_build_info":                             {"go_version", "version"},
+	"poller_account_up":                             {"account"},
+	"poller_account_last_success_timestamp_seconds": {"account"},
+	"poller_webhook_oldest_pending_seconds":         {"account", "webhook"},
 }
 
 // Families parses a Prometheus text exposition.

@@ -11,8 +11,8 @@
 //
 // Environment: WEBHOOK_SECRET (whsec_..., several space-separated while
 // rotating), PORT (default 8080), HOST (default all interfaces). Every line
-// it prints is one JSON object: "listening", "processed", "duplicate",
-// "rejected", "cannot parse".
+// it prints is one JSON object: "listening", "processed", "test event"
+// (what `poller send-test` sends), "duplicate", "rejected", "cannot parse".
 package main
 
 import (
@@ -199,7 +199,27 @@ func (rc *receiver) work(j job) {
 		kind = "text" // a text template
 		data = string(j.body)
 	}
+	if isTest(data) {
+		// `poller send-test`: answered like any event, no work done.
+		rc.log.Info("test event", "id", j.id, "kind", kind, "signed", signed)
+		return
+	}
 	rc.log.Info("processed", "id", j.id, "kind", kind, "signed", signed, "data", data)
+}
+
+// testType is the type of the synthetic event `poller send-test` sends.
+const testType = "poller.test"
+
+// isTest reports whether a delivery is a test event: the envelope's type,
+// or an event_type parameter (params: {event_type: "{{ event.type }}"}).
+func isTest(data any) bool {
+	switch d := data.(type) {
+	case map[string]any:
+		return d["type"] == testType || d["event_type"] == testType
+	case map[string]string:
+		return d["type"] == testType || d["event_type"] == testType
+	}
+	return false
 }
 
 // flatten keeps the first value of each parameter.

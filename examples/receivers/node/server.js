@@ -10,7 +10,8 @@
 // Environment: WEBHOOK_SECRET (whsec_..., several space-separated while
 // rotating), PORT (default 8080), HOST (default all interfaces).
 // Every line it prints is one JSON object: "listening", "processed",
-// "duplicate", "rejected", "cannot parse".
+// "test event" (what `poller send-test` sends), "duplicate", "rejected",
+// "cannot parse".
 "use strict";
 
 const express = require("express");
@@ -113,10 +114,23 @@ function work({ id, contentType, raw, query }) {
       kind = "text"; // a text template
       data = raw.toString("utf8");
     }
+    if (isTest(data)) {
+      // `poller send-test`: answered like any event, no work done.
+      log("test event", { id, kind, signed });
+      return;
+    }
     log("processed", { id, kind, signed, data });
   } catch (err) {
     log("cannot parse", { id, error: String(err) });
   }
+}
+
+// isTest reports whether a delivery is the synthetic event `poller
+// send-test` sends (type poller.test): the envelope's type, or an
+// event_type parameter (params: {event_type: "{{ event.type }}"}).
+function isTest(data) {
+  return data !== null && typeof data === "object" &&
+    (data.type === "poller.test" || data.event_type === "poller.test");
 }
 
 const server = app.listen(Number(process.env.PORT || 8080), process.env.HOST || undefined, () => {
