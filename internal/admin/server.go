@@ -116,7 +116,12 @@ func listen(path string) (net.Listener, error) {
 	_ = os.Remove(tmp)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("admin: listen: %w", err)
+		// Named by the configured path, not the temporary one.
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err
+		}
+		return nil, fmt.Errorf("admin: cannot create the socket %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(false)
 	if err := os.Chmod(tmp, 0o600); err != nil {

@@ -91,9 +91,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 // start opens the state file, starts delivery, prepares the accounts'
 // pollers and opens the listeners. When a step fails, the steps before it
-// are undone.
-func start(ctx context.Context, cfg *config.Config, opts Options) (d *daemon, err error) {
-	d = &daemon{
+// are undone: the store is closed and the listeners too, so a retry finds
+// the state file free. The undo steps use the local d, never the result,
+// which is nil once an error is returned.
+func start(ctx context.Context, cfg *config.Config, opts Options) (_ *daemon, err error) {
+	d := &daemon{
 		path:     opts.ConfigPath,
 		log:      opts.Logger,
 		cfg:      cfg,
