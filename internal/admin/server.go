@@ -146,6 +146,9 @@ type dlqRequest struct {
 // dropResponse is the answer to POST /dlq/drop.
 type dropResponse struct {
 	Dropped int `json:"dropped"`
+	// Pending: of those, the pending events of an account that is not in
+	// the config (see drop).
+	Pending int `json:"pending,omitempty"`
 }
 
 // errorResponse is the body of every non-2xx answer.
@@ -187,14 +190,14 @@ func (s *Server) handleDLQDrop(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	n, err := s.st.DropDead(req.Account, req.IDs)
+	out, err := drop(s.st, s.cfg.Load(), req.Account, req.IDs)
 	if err == nil {
-		s.log.Info("dead letters dropped", "account", req.Account, "count", n)
+		s.log.Info("dead letters dropped", "account", req.Account, "count", out.Dropped, "pending", out.Pending)
 		if s.hooks.Changed != nil {
 			s.hooks.Changed(req.Account)
 		}
 	}
-	s.reply(w, dropResponse{Dropped: n}, err)
+	s.reply(w, out, err)
 }
 
 func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {

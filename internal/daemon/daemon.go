@@ -133,6 +133,7 @@ func start(ctx context.Context, cfg *config.Config, opts Options) (_ *daemon, er
 		d.mailer = alert.New(*cfg.Alerts.Email, d.log.With("component", "alert"), alert.Options{})
 		dopts.Alerter = d.mailer
 	}
+	d.removedAccounts(cfg, nil, time.Now())
 	d.disp = deliver.New(d.st, d.m, d.log, dopts)
 	d.disp.Update(cfg.Accounts)
 	dispCtx, stopDisp := context.WithCancel(context.WithoutCancel(ctx))
@@ -206,12 +207,19 @@ func (d *daemon) serve(ctx context.Context, opts Options) {
 		opts.OnReady(&ready)
 	}
 
+	removedTick := time.NewTicker(removedEvery)
+	defer removedTick.Stop()
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case <-opts.Reload:
 			d.reload(polls)
+		case now := <-removedTick.C:
+			d.mu.Lock()
+			cfg := d.cfg
+			d.mu.Unlock()
+			d.removedAccounts(cfg, nil, now)
 		}
 	}
 	stopBackground()

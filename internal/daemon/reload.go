@@ -71,6 +71,7 @@ func (d *daemon) reload(polls context.Context) {
 	d.m.ConfigReloadsTotal.WithLabelValues("ok").Inc()
 	d.m.ConfigLastReloadOK.Set(1)
 	d.log.Info("config reloaded", "accounts", len(cfg.Accounts), "added_or_changed", len(added), "removed", len(removed))
+	d.removedAccounts(cfg, old, time.Now())
 	d.warnFromEnv(cfg)
 }
 

@@ -71,6 +71,9 @@ const (
 	ReasonMaxAttempts = "max_attempts"    // retry.max_attempts reached
 	ReasonMaxAge      = "max_age"         // retry.max_age since the first attempt passed, or Retry-After asked to wait past it
 	ReasonRemoved     = "webhook removed" // the webhook left the config (removed or renamed)
+	// ReasonAccountRemoved: the account left the config and stayed out for
+	// its webhooks' longest max_age (the daemon decides, not delivery).
+	ReasonAccountRemoved = "account removed"
 )
 
 // Dispatcher delivers every configured webhook's queue. One loop goroutine

@@ -31,6 +31,7 @@ type AccountState struct {
 	StartID     int64
 	Marks       []Mark    // stretches still re-read, oldest first
 	LastSuccess time.Time // last successful poll recorded in the file
+	Removed     Removal   // the account left the config (see MarkRemoved); zero while configured
 }
 
 // NewEvent is an event to enqueue, with what delivery needs beside it.
@@ -117,6 +118,10 @@ func readState(b *bolt.Bucket) (AccountState, error) {
 		if err := json.Unmarshal(v, &st.Marks); err != nil {
 			return AccountState{}, fmt.Errorf("%w: marks: %v", ErrCorrupt, err)
 		}
+	}
+	var err error
+	if st.Removed, err = readRemoval(b); err != nil {
+		return AccountState{}, err
 	}
 	return st, nil
 }
