@@ -173,7 +173,9 @@ func start(ctx context.Context, cfg *config.Config, opts Options) (_ *daemon, er
 				d.log.Error("http server stopped", "error", err)
 			}
 		}()
-		undo = append(undo, func() { d.httpSrv.Close() })
+		// The listener too: Serve, in its goroutine, may not have taken it
+		// yet, and a retry must find the port free when start returns.
+		undo = append(undo, func() { d.httpSrv.Close(); ln.Close() })
 		d.log.Info("serving metrics and health", "addr", d.ready.HTTPAddr)
 	}
 	if cfg.AdminSocket != "" {
@@ -219,7 +221,7 @@ func (d *daemon) serve(ctx context.Context, opts Options) {
 			d.mu.Lock()
 			cfg := d.cfg
 			d.mu.Unlock()
-			d.removedAccounts(cfg, nil, now)
+			d.removedAccounts(cfg, cfg, now)
 		}
 	}
 	stopBackground()

@@ -27,19 +27,35 @@ const defaultMaxAge = 72 * time.Hour
 // deliver.ReasonAccountRemoved, once the longest retry.max_age of its
 // webhooks in old, the last config that had it, has passed (unknown, as at
 // start or when old is nil: the longest of cfg's webhooks, at least the
-// default 72h). An account back
-// in the config loses its mark and delivery resumes. Runs in the serve
-// goroutine (and at start), never beside a reload.
+// default 72h). An account back in the config loses its mark and delivery
+// resumes. Runs in the serve goroutine (and at start), never beside a
+// reload; the periodic check passes old = cfg, so it reads the state of
+// removed accounts only, not that of every configured one.
 func (d *daemon) removedAccounts(cfg, old *config.Config, now time.Time) {
-	overviews, err := d.st.Overviews(true)
+	overviews, err := d.st.Overviews(false)
 	if err != nil {
 		d.log.Warn("reading the accounts in the state file", "error", err)
 		return
 	}
 	for name, o := range overviews {
+		_, configured := cfg.Account(name)
+		pending, _ := o.Totals()
+		if old != nil && configured {
+			if _, was := old.Account(name); was {
+				continue // configured before and now: no mark to clear
+			}
+		}
+		if !configured && pending == 0 {
+			continue
+		}
 		log := d.log.With("account", name)
-		removal := o.State.Removed
-		if _, ok := cfg.Account(name); ok {
+		state, err := d.st.State(name)
+		if err != nil {
+			log.Warn("reading the account's state", "error", err)
+			continue
+		}
+		removal := state.Removed
+		if configured {
 			if !removal.IsZero() {
 				if err := d.st.ClearRemoved(name); err != nil {
 					log.Warn("clearing the account's removal", "error", err)
@@ -47,10 +63,6 @@ func (d *daemon) removedAccounts(cfg, old *config.Config, now time.Time) {
 				}
 				log.Info("account back in the config; its pending events are delivered again")
 			}
-			continue
-		}
-		pending, _ := o.Totals()
-		if pending == 0 {
 			continue
 		}
 		if removal.IsZero() {

@@ -89,11 +89,11 @@ func TestRemovedAccounts(t *testing.T) {
 	}
 	// Removed again: a new window from now.
 	d.removedAccounts(without, with, t0.Add(100*time.Minute))
-	d.removedAccounts(without, nil, t0.Add(100*time.Minute+2*time.Hour-time.Second))
+	d.removedAccounts(without, without, t0.Add(100*time.Minute+2*time.Hour-time.Second))
 	if p, _ := counts("beta"); p != 6 {
 		t.Errorf("dead-lettered before the new window ended: %d pending", p)
 	}
-	d.removedAccounts(without, nil, t0.Add(100*time.Minute+2*time.Hour))
+	d.removedAccounts(without, without, t0.Add(100*time.Minute+2*time.Hour))
 	if p, dead := counts("beta"); p != 0 || dead != 6 {
 		t.Errorf("after the deadline: %d pending, %d dead; want 0 and 6", p, dead)
 	}
