@@ -176,3 +176,31 @@ func unitRestartRule(t *testing.T) func(code int) bool {
 	}
 	return func(code int) bool { return code != 0 && !slices.Contains(prevent, code) }
 }
+
+// TestReloadNamesEnvSecrets: a SIGHUP re-reads the config but not the
+// environment, so the reload names each secret taken from a ${VAR} (account,
+// key, variables), never its value; a secret from a *_file is not named.
+func TestReloadNamesEnvSecrets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 65)
+	a := e.account("ghana", crmsim.AccountOptions{})
+	secretFile := filepath.Join(e.dir, "hook.secret")
+	if err := os.WriteFile(secretFile, []byte(e.secure("/h")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.writeConfig("env.yaml", nil, e.acctConfig(a, map[string]any{
+		"api_key":  "${E2E_GHANA_KEY}",
+		"webhooks": []any{map[string]any{"url": e.hook.URL + "/h", "secret_file": secretFile}}}))
+	p := e.start(cfg, "E2E_GHANA_KEY="+a.APIKey())
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	const msg = "reload kept the value this variable had when the daemon started; if it changed, restart to use it"
+	p.waitLog(`"msg":"`+msg+`"`, 20*time.Second)
+	p.waitLog(`"msg":"config reloaded"`, 20*time.Second)
+	recs := p.logLines(msg)
+	if len(recs) != 1 || recs[0]["account"] != "ghana" || recs[0]["key"] != "api_key" ||
+		recs[0]["variables"] != "E2E_GHANA_KEY" || recs[0]["level"] != "WARN" {
+		t.Errorf("warnings %v, want one naming ghana's api_key and E2E_GHANA_KEY", recs)
+	}
+}
