@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 )
@@ -132,12 +131,12 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 // account that is not in cfg loses its pending events as well: no webhook
 // can take them, and the daemon would dead-letter them once the account
 // has stayed out for max_age; they are dead-lettered (reason
-// deliver.ReasonAccountRemoved) and dropped with the rest.
+// store.ReasonAccountRemoved) and dropped with the rest.
 func drop(st *store.Store, cfg *config.Config, account string, ids []string) (dropResponse, error) {
 	var out dropResponse
 	if _, ok := cfg.Account(account); account != "" && !ok && len(ids) == 0 {
 		for {
-			items, err := st.DeadLetterPending(account, deliver.ReasonAccountRemoved, time.Now(), dropChunk)
+			items, err := st.DeadLetterPending(account, store.ReasonAccountRemoved, time.Now(), dropChunk)
 			if err != nil {
 				return out, err
 			}

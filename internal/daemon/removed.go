@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 )
 
 // removedEvery is how often the pending events of accounts that left the
@@ -24,7 +24,7 @@ const defaultMaxAge = 72 * time.Hour
 // config from staying in the file forever, without dropping them on a
 // mere typo in a reload: an account is marked removed (durably: a restart
 // keeps the deadline) and its pending events are dead-lettered, reason
-// deliver.ReasonAccountRemoved, once the longest retry.max_age of its
+// store.ReasonAccountRemoved, once the longest retry.max_age of its
 // webhooks in old, the last config that had it, has passed (unknown, as at
 // start or when old is nil: the longest of cfg's webhooks, at least the
 // default 72h). An account back in the config loses its mark and delivery
@@ -77,7 +77,7 @@ func (d *daemon) removedAccounts(cfg, old *config.Config, now time.Time) {
 				continue
 			}
 			log.Warn("account not in the config; its pending events are kept until the deadline, then dead-lettered, unless it returns",
-				"pending", pending, "deadline", removal.Deadline.Format(time.RFC3339), "reason", deliver.ReasonAccountRemoved)
+				"pending", pending, "deadline", removal.Deadline.Format(time.RFC3339), "reason", store.ReasonAccountRemoved)
 		}
 		if now.Before(removal.Deadline) {
 			continue
@@ -90,7 +90,7 @@ func (d *daemon) removedAccounts(cfg, old *config.Config, now time.Time) {
 func (d *daemon) deadLetterRemoved(log *slog.Logger, name string, now time.Time) {
 	total := 0
 	for {
-		items, err := d.st.DeadLetterPending(name, deliver.ReasonAccountRemoved, now, removedChunk)
+		items, err := d.st.DeadLetterPending(name, store.ReasonAccountRemoved, now, removedChunk)
 		if err != nil {
 			log.Warn("dead-lettering the removed account's pending events", "error", err)
 			break
@@ -106,7 +106,7 @@ func (d *daemon) deadLetterRemoved(log *slog.Logger, name string, now time.Time)
 		}
 	}
 	if total > 0 {
-		log.Warn("account removed from the config; its pending events were dead-lettered", "count", total, "reason", deliver.ReasonAccountRemoved)
+		log.Warn("account removed from the config; its pending events were dead-lettered", "count", total, "reason", store.ReasonAccountRemoved)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
@@ -98,7 +97,7 @@ func TestRemovedAccounts(t *testing.T) {
 		t.Errorf("after the deadline: %d pending, %d dead; want 0 and 6", p, dead)
 	}
 	items, err := st.Dead("beta")
-	if err != nil || len(items) != 6 || items[0].DeadReason != deliver.ReasonAccountRemoved {
+	if err != nil || len(items) != 6 || items[0].DeadReason != store.ReasonAccountRemoved {
 		t.Errorf("dead letters %d (%v): %+v", len(items), err, items)
 	}
 	if !strings.Contains(logs.String(), "its pending events were dead-lettered") {

@@ -71,9 +71,6 @@ const (
 	ReasonMaxAttempts = "max_attempts"    // retry.max_attempts reached
 	ReasonMaxAge      = "max_age"         // retry.max_age since the first attempt passed, or Retry-After asked to wait past it
 	ReasonRemoved     = "webhook removed" // the webhook left the config (removed or renamed)
-	// ReasonAccountRemoved: the account left the config and stayed out for
-	// its webhooks' longest max_age (the daemon decides, not delivery).
-	ReasonAccountRemoved = "account removed"
 )
 
 // Dispatcher delivers every configured webhook's queue. One loop goroutine
@@ -156,7 +153,7 @@ func New(st *store.Store, m *metrics.Metrics, log *slog.Logger, opts Options) *D
 // another URL; so are the events the file holds, at start, for webhooks a
 // configured account no longer has. Accounts that left the config keep
 // their state untouched here: the daemon dead-letters their pending events
-// (ReasonAccountRemoved) once they stayed out for max_age.
+// (store.ReasonAccountRemoved) once they stayed out for max_age.
 func (d *Dispatcher) Update(accounts []config.Account) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

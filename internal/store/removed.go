@@ -15,6 +15,13 @@ import (
 // configured.
 var keyRemoved = []byte("removed")
 
+// ReasonAccountRemoved is the dead-letter reason of the pending events of
+// an account that left the config and stayed out for its webhooks' longest
+// max_age, or whose pending events an operator dropped (DeadLetterPending's
+// callers: the daemon and `poller dlq drop`). The other reasons are
+// delivery's (package deliver).
+const ReasonAccountRemoved = "account removed"
+
 // Removal records that an account left the config.
 type Removal struct {
 	At       time.Time `json:"at"`       // when the daemon first ran without it
