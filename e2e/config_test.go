@@ -47,7 +47,7 @@ var badURLMessages = []string{
 }
 
 // TestConfigErrorsWithoutSecrets: `poller check` and `poller run` refuse a
-// config whose bad URLs hold ${VAR}s, exit 2, and print the values as
+// config whose bad URLs hold ${VAR}s, exit 78, and print the values as
 // written, never the key or token.
 func TestConfigErrorsWithoutSecrets(t *testing.T) {
 	t.Parallel()
@@ -57,8 +57,8 @@ func TestConfigErrorsWithoutSecrets(t *testing.T) {
 	cfg := e.badURLConfig("bad.yaml", a)
 	for _, cmd := range []string{"check", "run"} {
 		out, errOut, code := cli(t, envv, cmd, "-config", cfg)
-		if code != 2 {
-			t.Errorf("poller %s: exit %d, want 2\n%s%s", cmd, code, out, errOut)
+		if code != exitConfig {
+			t.Errorf("poller %s: exit %d, want %d\n%s%s", cmd, code, exitConfig, out, errOut)
 		}
 		for _, want := range badURLMessages {
 			if !strings.Contains(errOut, want) {
@@ -127,7 +127,7 @@ func TestReloadErrorsWithoutSecrets(t *testing.T) {
 }
 
 // TestAliasFanOutRefused: issue 10's 13 KB file whose aliases expand to
-// 27 million values: check and run exit 2 naming the limit, in bounded
+// 27 million values: check and run exit 78 naming the limit, in bounded
 // memory. (The time is a benchmark in internal/config, figure in
 // docs/PERFORMANCE.md.)
 func TestAliasFanOutRefused(t *testing.T) {
@@ -139,8 +139,8 @@ func TestAliasFanOutRefused(t *testing.T) {
 	const maxRSS = 100 << 20
 	for _, cmd := range []string{"check", "run"} {
 		code, errOut, rss := runForRSS(t, bin, cmd, "-config", path)
-		if code != 2 {
-			t.Errorf("poller %s: exit %d, want 2\n%s", cmd, code, errOut)
+		if code != exitConfig {
+			t.Errorf("poller %s: exit %d, want %d\n%s", cmd, code, exitConfig, errOut)
 		}
 		want := "aliases expand to more than 124460 values, the limit for this file (100000 + 20 × its 1223 YAML nodes)"
 		if !strings.Contains(errOut, want) {

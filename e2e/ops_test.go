@@ -242,7 +242,7 @@ func status(t *testing.T, cfg string) acctStatus {
 }
 
 // TestCheck runs `poller check`: the example config with its variables,
-// broken configs (exit 2, the file, line and key named), and -online
+// broken configs (exit 78, the file, line and key named), and -online
 // against the simulator (exit 1 naming the failing account).
 func TestCheck(t *testing.T) {
 	t.Parallel()
@@ -250,8 +250,8 @@ func TestCheck(t *testing.T) {
 	if out, errOut, code := cli(t, envv, "check", "-config", "../config.example.yaml"); code != 0 || !strings.Contains(out, "ok") {
 		t.Errorf("check config.example.yaml: exit %d: %s %s", code, out, errOut)
 	}
-	if _, errOut, code := cli(t, []string{"GHANA_API_KEY=", "WEBHOOK_SECRET="}, "check", "-config", "../config.example.yaml"); code != 2 || errOut == "" {
-		t.Errorf("check config.example.yaml with empty variables: exit %d, stderr %q; want 2", code, errOut)
+	if _, errOut, code := cli(t, []string{"GHANA_API_KEY=", "WEBHOOK_SECRET="}, "check", "-config", "../config.example.yaml"); code != exitConfig || errOut == "" {
+		t.Errorf("check config.example.yaml with empty variables: exit %d, stderr %q; want 78", code, errOut)
 	}
 
 	e := newEnv(t, 32)
@@ -274,11 +274,11 @@ func TestCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, errOut, code := cli(t, nil, "check", "-config", path)
-		if code != 2 || !strings.Contains(errOut, b.msg) {
-			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", b.name, code, errOut, b.msg)
+		if code != exitConfig || !strings.Contains(errOut, b.msg) {
+			t.Errorf("%s: exit %d, stderr %q; want 78 and %q", b.name, code, errOut, b.msg)
 		}
 		if b.name == "bad cron" { // run refuses it the same way, before starting anything
-			if _, errOut, code := cli(t, nil, "run", "-config", path); code != 2 || !strings.Contains(errOut, b.msg) {
+			if _, errOut, code := cli(t, nil, "run", "-config", path); code != exitConfig || !strings.Contains(errOut, b.msg) {
 				t.Errorf("run with %s: exit %d, stderr %q", b.name, code, errOut)
 			}
 		}
@@ -355,7 +355,7 @@ func TestSendTest(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "FAIL  webhook 1") || !strings.Contains(out, "500") {
 		t.Errorf("send-test to a failing webhook: exit %d:\n%s", code, out)
 	}
-	if _, errOut, code := cli(t, nil, "send-test", "-config", cfg, "-account", "nosuch"); code != 2 || !strings.Contains(errOut, `no account "nosuch"`) {
+	if _, errOut, code := cli(t, nil, "send-test", "-config", cfg, "-account", "nosuch"); code != exitUsage || !strings.Contains(errOut, `no account "nosuch"`) {
 		t.Errorf("send-test to an unknown account: exit %d: %s", code, errOut)
 	}
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Checks systemd/retailcrm-poller.service: `systemd-analyze verify` passes,
-# also with its commented-out LoadCredential= examples enabled, and
-# `systemd-analyze security --offline=true` rates its exposure 2.0 or lower.
+# also with its commented-out LoadCredential= examples enabled,
+# `systemd-analyze security --offline=true` rates its exposure 2.0 or lower,
+# and RestartPreventExitStatus= keeps down an invalid config (78) but never
+# a crash (Go's runtime exits 2 on a panic).
 # verify needs the ExecStart binary to exist, so the unit is checked as a copy
 # pointing at a freshly built poller. Used by .ci/run and `make verify-unit`.
 set -euo pipefail
@@ -10,6 +12,13 @@ max=${MAX_EXPOSURE:-2.0}
 unit=systemd/retailcrm-poller.service
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+prevent=" $(sed -n 's/^RestartPreventExitStatus=//p' "$unit") "
+if [[ $prevent != *" 78 "* || $prevent == *" 2 "* ]]; then
+	echo "$unit: RestartPreventExitStatus=$(xargs <<<"$prevent") must list 78 and not 2" >&2
+	exit 1
+fi
+echo "RestartPreventExitStatus=$(xargs <<<"$prevent"): a crash (2) is restarted"
 
 go build -o "$tmp/poller" ./cmd/poller
 sed "s#/usr/bin/poller#$tmp/poller#g" "$unit" >"$tmp/retailcrm-poller.service"

@@ -10,11 +10,15 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 )
 
-// Exit codes, the same for every command.
+// Exit codes, the same for every command. None of them is 2: Go's runtime
+// exits 2 on a panic or a fatal error, which systemd must restart, while
+// the unit does not restart on 64 or 78 (RestartPreventExitStatus), which
+// a restart cannot fix.
 const (
 	exitOK      = 0
-	exitFailure = 1 // runtime failure
-	exitUsage   = 2 // bad usage or invalid config
+	exitFailure = 1  // runtime failure (restarted under systemd)
+	exitUsage   = 64 // bad usage: unknown command or flag, missing or bad flag value (EX_USAGE)
+	exitConfig  = 78 // invalid config: the file does not load or validate (EX_CONFIG)
 )
 
 // command is one subcommand. run gets the arguments after the subcommand
@@ -70,7 +74,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n        %s\n", strings.TrimSpace("poller "+c.name+" "+c.args), c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 runtime failure, 2 bad usage or invalid config.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 runtime failure, 64 bad usage, 78 invalid config; 2 is a crash (Go runtime).")
 }
 
 // newFlagSet returns a flag set that reports errors to stderr and never
@@ -86,7 +90,7 @@ func newFlagSet(c, args string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parseFlags parses args; ok is false when the caller must return code
-// (0 after -h, 2 after a usage error, already reported).
+// (exitOK after -h, exitUsage after a usage error, already reported).
 func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -118,7 +122,8 @@ type flagRules struct {
 
 // parseAndLoad is how every command that reads the config starts: parse
 // args, insist on -config and on the rules' flags, then load the config (a
-// broken one exits 2). Usage errors come first, whatever the file holds.
+// broken one exits exitConfig). Usage errors come first, whatever the file
+// holds.
 // ok is false when the caller must return code, already reported.
 func parseAndLoad(fs *flag.FlagSet, args []string, stderr io.Writer, rules flagRules) (*config.Config, int, bool) {
 	if code, ok := parseFlags(fs, args); !ok {
@@ -140,7 +145,7 @@ func parseAndLoad(fs *flag.FlagSet, args []string, stderr io.Writer, rules flagR
 	cfg, err := config.Load(fs.Lookup("config").Value.String())
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return nil, exitUsage, false
+		return nil, exitConfig, false
 	}
 	return cfg, exitOK, true
 }

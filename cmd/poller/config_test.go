@@ -50,7 +50,7 @@ func TestConfigCommand(t *testing.T) {
 }
 
 // TestCheckMessages: `poller check` run from a shell on a config with a
-// secret in a bad URL, or a systemd credential: exit 2, a message that
+// secret in a bad URL, or a systemd credential: exit 78, a message that
 // names the key and says what to do, and no secret.
 func TestCheckMessages(t *testing.T) {
 	const key, token = "api-k3y-0f-ghana", "t0ken-0f-receiver"
@@ -91,8 +91,8 @@ func TestCheckMessages(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out, errb bytes.Buffer
-			if code := run([]string{"check", "-config", path}, &out, &errb); code != exitUsage {
-				t.Errorf("exit %d, want %d", code, exitUsage)
+			if code := run([]string{"check", "-config", path}, &out, &errb); code != exitConfig {
+				t.Errorf("exit %d, want %d", code, exitConfig)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(errb.String(), w) {

@@ -64,11 +64,14 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%d dead letters moved back to the outbox\n", len(items))
 	default:
-		n, err := admin.DLQDrop(ctx, cfg, *account, ids)
+		n, pending, err := admin.DLQDrop(ctx, cfg, *account, ids)
 		if err != nil {
 			return dlqFailed(stderr, err)
 		}
 		fmt.Fprintf(stdout, "%d dead letters dropped\n", n)
+		if pending > 0 {
+			fmt.Fprintf(stdout, "%d of them were pending events of account %s, which is not in the config\n", pending, *account)
+		}
 	}
 	return exitOK
 }

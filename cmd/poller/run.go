@@ -15,7 +15,7 @@ import (
 func cmdRun(args []string, _, stderr io.Writer) int {
 	fs := newFlagSet("run", "-config FILE", stderr)
 	configFlag(fs)
-	// Load once here so an invalid config exits 2 before anything starts and
+	// Load once here so an invalid config exits 78 before anything starts and
 	// the logger gets its configured level and format.
 	cfg, code, ok := parseAndLoad(fs, args, stderr, flagRules{})
 	if !ok {

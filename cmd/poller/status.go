@@ -42,7 +42,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(tw, "ACCOUNT\tCURSOR\tLAST SUCCESS\tLAST POLL\tPENDING\tDEAD\tWEBHOOKS (PENDING/DEAD)\tLAST SWEEP\tLAST ERROR")
 	for _, s := range st {
 		name := s.Account
-		if !s.Configured {
+		switch {
+		case s.Removed != nil && s.Pending > 0:
+			name += " (not in config; pending dead-lettered from " + s.Removed.Deadline.Format(time.RFC3339) + ")"
+		case !s.Configured:
 			name += " (not in config)"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", name, s.Cursor,

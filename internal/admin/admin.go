@@ -46,8 +46,12 @@ type AccountStatus struct {
 	LastSweep *poll.SweepResult `json:"last_sweep,omitempty"`
 	Pending   int               `json:"pending"`
 	Dead      int               `json:"dead"`
-	Webhooks  []string          `json:"webhooks"` // configured webhook names
-	Queues    []QueueStatus     `json:"queues"`   // per webhook: the configured ones, then any other holding events
+	// Removed: the account left the config; its pending events are
+	// dead-lettered (reason "account removed") from Removed.Deadline on,
+	// unless it returns. Only for an account not in the config.
+	Removed  *store.Removal `json:"removed,omitempty"`
+	Webhooks []string       `json:"webhooks"` // configured webhook names
+	Queues   []QueueStatus  `json:"queues"`   // per webhook: the configured ones, then any other holding events
 }
 
 // QueueStatus is what one webhook's queue of an account holds.
@@ -109,6 +113,9 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 			s.LastSuccess = r.LastSuccess
 		}
 		s.Pending, s.Dead = o.Totals()
+		if r := o.State.Removed; !s.Configured && !r.IsZero() {
+			s.Removed = &r
+		}
 		for _, c := range o.Queues {
 			j := slices.IndexFunc(s.Queues, func(q QueueStatus) bool { return q.Webhook == c.Webhook })
 			if j < 0 {
@@ -120,6 +127,33 @@ func status(st *store.Store, cfg *config.Config, rt func(account string) Runtime
 	}
 	return out, nil
 }
+
+// drop deletes dead letters (store.DropDead). Named with no ids, an
+// account that is not in cfg loses its pending events as well: no webhook
+// can take them, and the daemon would dead-letter them once the account
+// has stayed out for max_age; they are dead-lettered (reason
+// store.ReasonAccountRemoved) and dropped with the rest.
+func drop(st *store.Store, cfg *config.Config, account string, ids []string) (dropResponse, error) {
+	var out dropResponse
+	if _, ok := cfg.Account(account); account != "" && !ok && len(ids) == 0 {
+		for {
+			items, err := st.DeadLetterPending(account, store.ReasonAccountRemoved, time.Now(), dropChunk)
+			if err != nil {
+				return out, err
+			}
+			if len(items) == 0 {
+				break
+			}
+			out.Pending += len(items)
+		}
+	}
+	n, err := st.DropDead(account, ids)
+	out.Dropped = n
+	return out, err
+}
+
+// dropChunk bounds the pending items moved in one transaction by drop.
+const dropChunk = 500
 
 // configured reports whether cfg has webhook under account: `dlq retry`
 // refuses dead letters of any other, so no event goes to another URL.

@@ -202,7 +202,7 @@ func TestOperations(t *testing.T) {
 		if n != nil && !slices.Equal(n.get(), []string{"ghana"}) {
 			t.Errorf("notified %v, want [ghana]", n.get())
 		}
-		dropped, err := DLQDrop(ctx, f.cfg, "", nil)
+		dropped, _, err := DLQDrop(ctx, f.cfg, "", nil)
 		if err != nil || dropped != 2 {
 			t.Fatalf("drop = %d, %v", dropped, err)
 		}

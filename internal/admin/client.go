@@ -85,15 +85,18 @@ func DLQRetry(ctx context.Context, cfg *config.Config, account string, ids []str
 	return out, err
 }
 
-// DLQDrop deletes dead letters, selected as in DLQRetry. Returns how many.
-func DLQDrop(ctx context.Context, cfg *config.Config, account string, ids []string) (int, error) {
+// DLQDrop deletes dead letters, selected as in DLQRetry, and, given an
+// account that is not in the config and no ids, that account's pending
+// events too. Returns how many items went and how many of them were
+// pending.
+func DLQDrop(ctx context.Context, cfg *config.Config, account string, ids []string) (dropped, pending int, err error) {
 	var out dropResponse
-	err := do(ctx, cfg, http.MethodPost, "/dlq/drop", dlqRequest{Account: account, IDs: ids}, &out, false, func(st *store.Store) error {
+	err = do(ctx, cfg, http.MethodPost, "/dlq/drop", dlqRequest{Account: account, IDs: ids}, &out, false, func(st *store.Store) error {
 		var err error
-		out.Dropped, err = st.DropDead(account, ids)
+		out, err = drop(st, cfg, account, ids)
 		return err
 	})
-	return out.Dropped, err
+	return out.Dropped, out.Pending, err
 }
 
 // Replay puts events in the outbox of the account's webhooks again (see

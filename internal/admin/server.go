@@ -117,7 +117,12 @@ func listen(path string) (net.Listener, error) {
 	_ = os.Remove(tmp)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("admin: listen: %w", err)
+		// Named by the configured path, not the temporary one.
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err
+		}
+		return nil, fmt.Errorf("admin: cannot create the socket %s: %w", path, err)
 	}
 	ln.SetUnlinkOnClose(false)
 	if err := os.Chmod(tmp, 0o600); err != nil {
@@ -142,6 +147,9 @@ type dlqRequest struct {
 // dropResponse is the answer to POST /dlq/drop.
 type dropResponse struct {
 	Dropped int `json:"dropped"`
+	// Pending: of those, the pending events of an account that is not in
+	// the config (see drop).
+	Pending int `json:"pending,omitempty"`
 }
 
 // errorResponse is the body of every non-2xx answer.
@@ -189,14 +197,14 @@ func (s *Server) handleDLQDrop(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	n, err := s.st.DropDead(req.Account, req.IDs)
+	out, err := drop(s.st, s.cfg.Load(), req.Account, req.IDs)
 	if err == nil {
-		s.log.Info("dead letters dropped", "account", req.Account, "count", n)
+		s.log.Info("dead letters dropped", "account", req.Account, "count", out.Dropped, "pending", out.Pending)
 		if s.hooks.Changed != nil {
 			s.hooks.Changed(req.Account)
 		}
 	}
-	s.reply(w, dropResponse{Dropped: n}, err)
+	s.reply(w, out, err)
 }
 
 func (s *Server) handleReplay(w http.ResponseWriter, r *http.Request) {

@@ -139,6 +139,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	if err := joinErrors(d.errs); err != nil {
 		return nil, err
 	}
+	cfg.FromEnv = fromEnv(&raw, cfg)
 	return cfg, nil
 }
 

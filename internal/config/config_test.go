@@ -124,7 +124,7 @@ func TestBadConfigs(t *testing.T) {
 				t.Errorf("error:\n%s\nwant:\n%s", err, want)
 			}
 			// Every line is a *Error for this file, so callers can
-			// errors.As and cmd/poller exits 2.
+			// errors.As and cmd/poller exits 78.
 			var ce *Error
 			if !errors.As(err, &ce) || ce.File != path {
 				t.Errorf("errors.As(*Error) = %v, %+v", ce != nil, ce)

@@ -23,6 +23,7 @@ type Config struct {
 	Log             Log
 	Alerts          Alerts
 	Accounts        []Account
+	FromEnv         []FromEnv // secrets and URLs written with ${VAR}: a reload cannot change them
 }
 
 // Log selects the log level and format.

@@ -91,9 +91,11 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 
 // start opens the state file, starts delivery, prepares the accounts'
 // pollers and opens the listeners. When a step fails, the steps before it
-// are undone.
-func start(ctx context.Context, cfg *config.Config, opts Options) (d *daemon, err error) {
-	d = &daemon{
+// are undone: the store is closed and the listeners too, so a retry finds
+// the state file free. The undo steps use the local d, never the result,
+// which is nil once an error is returned.
+func start(ctx context.Context, cfg *config.Config, opts Options) (_ *daemon, err error) {
+	d := &daemon{
 		path:     opts.ConfigPath,
 		log:      opts.Logger,
 		cfg:      cfg,
@@ -131,6 +133,7 @@ func start(ctx context.Context, cfg *config.Config, opts Options) (d *daemon, er
 		d.mailer = alert.New(*cfg.Alerts.Email, d.log.With("component", "alert"), alert.Options{})
 		dopts.Alerter = d.mailer
 	}
+	d.removedAccounts(cfg, nil, time.Now())
 	d.disp = deliver.New(d.st, d.m, d.log, dopts)
 	d.disp.Update(cfg.Accounts)
 	dispCtx, stopDisp := context.WithCancel(context.WithoutCancel(ctx))
@@ -170,7 +173,9 @@ func start(ctx context.Context, cfg *config.Config, opts Options) (d *daemon, er
 				d.log.Error("http server stopped", "error", err)
 			}
 		}()
-		undo = append(undo, func() { d.httpSrv.Close() })
+		// The listener too: Serve, in its goroutine, may not have taken it
+		// yet, and a retry must find the port free when start returns.
+		undo = append(undo, func() { d.httpSrv.Close(); ln.Close() })
 		d.log.Info("serving metrics and health", "addr", d.ready.HTTPAddr)
 	}
 	if cfg.AdminSocket != "" {
@@ -204,12 +209,19 @@ func (d *daemon) serve(ctx context.Context, opts Options) {
 		opts.OnReady(&ready)
 	}
 
+	removedTick := time.NewTicker(removedEvery)
+	defer removedTick.Stop()
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case <-opts.Reload:
 			d.reload(polls)
+		case now := <-removedTick.C:
+			d.mu.Lock()
+			cfg := d.cfg
+			d.mu.Unlock()
+			d.removedAccounts(cfg, cfg, now)
 		}
 	}
 	stopBackground()

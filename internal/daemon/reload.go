@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
@@ -72,6 +73,24 @@ func (d *daemon) reload(polls context.Context) {
 	d.m.ConfigReloadsTotal.WithLabelValues("ok").Inc()
 	d.m.ConfigLastReloadOK.Set(1)
 	d.log.Info("config reloaded", "accounts", len(cfg.Accounts), "added_or_changed", len(added), "removed", len(removed))
+	d.removedAccounts(cfg, old, time.Now())
+	d.warnFromEnv(cfg)
+}
+
+// warnFromEnv names each secret or URL the reloaded config takes from an
+// environment variable: the process reads its environment once, at start,
+// so the reload used the value it started with. Whether the operator
+// changed the variable (in the unit's EnvironmentFile, say) cannot be
+// known from here, hence "if".
+func (d *daemon) warnFromEnv(cfg *config.Config) {
+	for _, f := range cfg.FromEnv {
+		attrs := []any{"account", f.Account}
+		if f.Webhook != "" {
+			attrs = append(attrs, "webhook", f.Webhook)
+		}
+		attrs = append(attrs, "key", f.Key, "variables", strings.Join(f.Vars, " "))
+		d.log.Warn("reload kept the value this variable had when the daemon started; if it changed, restart to use it", attrs...)
+	}
 }
 
 // changedAccounts returns the accounts of cfg that are new or differ from

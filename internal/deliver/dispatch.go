@@ -158,7 +158,8 @@ func New(st *store.Store, m *metrics.Metrics, log *slog.Logger, opts Options) *D
 // ReasonRemoved once its attempts in flight have ended, never sent to
 // another URL; so are the events the file holds, at start, for webhooks a
 // configured account no longer has. Accounts that left the config keep
-// their state untouched.
+// their state untouched here: the daemon dead-letters their pending events
+// (store.ReasonAccountRemoved) once they stayed out for max_age.
 func (d *Dispatcher) Update(accounts []config.Account) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

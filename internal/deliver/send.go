@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/redact"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retryafter"
 )
 
@@ -109,11 +109,9 @@ func Send(ctx context.Context, c *http.Client, wh config.Webhook, ev event.Event
 	start := time.Now()
 	resp, err := nc.Do(req)
 	if err != nil {
-		// Drop the *url.Error wrapper: its URL may carry a token, and the
-		// error ends up in logs, dead letters and alert mails.
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
+		// Its URL may carry a token, and the error ends up in logs, dead
+		// letters and alert mails.
+		err = redact.URLError(err)
 		return Result{Duration: time.Since(start)}, fmt.Errorf("deliver: %s to webhook %s: %w", r.Method, wh.Name, err)
 	}
 	defer resp.Body.Close()

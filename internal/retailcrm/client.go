@@ -23,6 +23,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/redact"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
@@ -344,7 +345,9 @@ func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values) (
 	case errors.Is(err, resty.ErrResponseBodyTooLarge):
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadResponse, path, err)
 	case err != nil:
-		return nil, fmt.Errorf("retailcrm: %s: %w", path, err)
+		// Without the request URL: the account's may hold a token in its
+		// path, and this error reaches logs, status and check -online.
+		return nil, fmt.Errorf("retailcrm: %s: %w", path, redact.URLError(err))
 	}
 	body := resp.Body()
 	if err := classify(path, resp.StatusCode(), resp.Header(), body); err != nil {
@@ -449,7 +452,7 @@ func (c *Client) logRetry(r *resty.Response, err error) {
 	info, _ := r.Request.Context().Value(attemptKey{}).(attemptInfo)
 	attrs := []slog.Attr{slog.String("endpoint", info.endpoint), slog.Int("attempt", r.Request.Attempt)}
 	if err != nil {
-		attrs = append(attrs, slog.Any("error", err))
+		attrs = append(attrs, slog.Any("error", redact.URLError(err)))
 	} else {
 		attrs = append(attrs, slog.Int("status", r.StatusCode()))
 	}
@@ -500,7 +503,8 @@ func (b cancelOnClose) Close() error {
 
 // restyLogger sends resty's own messages (failed attempts, giving up) to
 // slog at Debug: the caller reports the final error. Resty's debug dumps,
-// the only output with headers, stay off.
+// the only output with headers, stay off. Errors lose their request URL,
+// which may hold a token (see redact).
 type restyLogger struct{ l *slog.Logger }
 
 func (r restyLogger) Errorf(format string, v ...any) { r.log(format, v) }
@@ -508,7 +512,13 @@ func (r restyLogger) Warnf(format string, v ...any)  { r.log(format, v) }
 func (r restyLogger) Debugf(format string, v ...any) { r.log(format, v) }
 
 func (r restyLogger) log(format string, v []any) {
-	if r.l.Enabled(context.Background(), slog.LevelDebug) {
-		r.l.Debug("resty: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+	if !r.l.Enabled(context.Background(), slog.LevelDebug) {
+		return
 	}
+	for i, a := range v {
+		if err, ok := a.(error); ok {
+			v[i] = redact.URLError(err)
+		}
+	}
+	r.l.Debug("resty: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
 }

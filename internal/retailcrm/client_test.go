@@ -962,3 +962,29 @@ func TestAccountOptions(t *testing.T) {
 		t.Fatalf("options %+v", o)
 	}
 }
+
+// TestErrorsWithoutURL: a token in the account URL's path never shows in
+// a transport error nor in the debug log (resty's messages, the retry
+// log); the request's URL does in net/http's own error.
+func TestErrorsWithoutURL(t *testing.T) {
+	const token = "p4th-t0ken-0123456789"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close() // connections are refused
+	c, logs := newTestClient(t, "http://"+ln.Addr().String()+"/"+token, nil)
+	_, err = c.History(context.Background(), HistoryFilter{SinceID: 5})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !strings.Contains(err.Error(), "retailcrm: /api/v5/orders/history: ") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("err = %v", err)
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Errorf("the error shows the URL's token: %v", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "connection refused") || strings.Contains(l, token) {
+		t.Errorf("the debug log lacks the failures or shows the token:\n%s", l)
+	}
+}

@@ -37,6 +37,8 @@ type AccountState struct {
 	// enqueued; at or below it nothing can be told, and the orders sweep
 	// never emits there. 0 until a prune deletes something.
 	SeenPruned int64
+
+	Removed Removal // the account left the config (see MarkRemoved); zero while configured
 }
 
 // keySeenPruned holds AccountState.SeenPruned, written by prune in the
@@ -130,6 +132,10 @@ func readState(b *bolt.Bucket) (AccountState, error) {
 		if err := json.Unmarshal(v, &st.Marks); err != nil {
 			return AccountState{}, fmt.Errorf("%w: marks: %v", ErrCorrupt, err)
 		}
+	}
+	var err error
+	if st.Removed, err = readRemoval(b); err != nil {
+		return AccountState{}, err
 	}
 	return st, nil
 }

@@ -7,7 +7,7 @@
 // Layout (schema version 4; every integer key big-endian uint64):
 //
 //	meta/schema_version
-//	accounts/<name>/state/{cursor, initialized, marks, last_success}
+//	accounts/<name>/state/{cursor, initialized, marks, last_success, removed}
 //	accounts/<name>/seen/<history id>                 -> empty
 //	accounts/<name>/events/<seq>                      -> event record: the event with its order, order id, detected at
 //	accounts/<name>/outbox/<webhook>/<seq>            -> attempt record: order id, attempts, first and next attempt, last status and error
