@@ -72,11 +72,14 @@ func checkFile(f *os.File) (*fileMeta, error) {
 	if err0 == nil {
 		pageSize = m0.pageSize
 	}
+	if pageSize != 0 && uint64(size) < 2*pageSize {
+		return nil, damaged("it is %d bytes, shorter than its two meta pages of %d bytes: it was cut short", size, pageSize)
+	}
 	m1, err1 := findSecondMeta(f, pageSize, size)
 	switch {
 	case err0 != nil && err1 != nil:
 		if size < 2*minPageSize {
-			return nil, damaged("it is %d bytes, too short for a bbolt file's two meta pages", size)
+			return nil, damaged("it is %d bytes, too short for a bbolt file's two meta pages: it was cut short", size)
 		}
 		return nil, damaged("neither meta page is valid (page 0: %v; page 1: %v): it was cut short, overwritten or is not a poller state file", err0, err1)
 	case err0 != nil:
