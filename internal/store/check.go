@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"os"
+	"strconv"
 )
 
 // The file is checked before bbolt maps it, by reading it (never through a
@@ -192,6 +192,7 @@ type walker struct {
 	f       *os.File
 	meta    *fileMeta
 	reached []uint64 // bit per page id
+	bufs    [][]byte // read's buffers, one per depth
 }
 
 func (w *walker) walk() error {
@@ -200,22 +201,27 @@ func (w *walker) walk() error {
 			return err
 		}
 	}
-	return w.page(w.meta.root, "the root bucket", nil, nil)
+	return w.page(w.meta.root, "the root bucket", nil, nil, 0)
 }
 
-// read returns page id with its overflow pages, marking them reached.
-func (w *walker) read(id uint64, in string) ([]byte, error) {
+// read returns page id with its overflow pages, marking them reached, in
+// the buffer of depth (one per tree level: a parent's keys stay valid
+// while its children are read).
+func (w *walker) read(id uint64, in string, depth int) ([]byte, error) {
 	if id < 2 || id >= w.meta.pgid {
 		return nil, damaged("%s refers to page %d, outside pages 2 to %d", in, id, w.meta.pgid-1)
 	}
-	head := make([]byte, pageHeaderSize)
-	if _, err := w.f.ReadAt(head, int64(id*w.meta.pageSize)); err != nil {
+	for len(w.bufs) <= depth {
+		w.bufs = append(w.bufs, make([]byte, w.meta.pageSize))
+	}
+	buf := w.bufs[depth][:w.meta.pageSize]
+	if _, err := w.f.ReadAt(buf, int64(id*w.meta.pageSize)); err != nil {
 		return nil, err
 	}
-	if got := native.Uint64(head); got != id {
+	if got := native.Uint64(buf); got != id {
 		return nil, damaged("page %d (in %s) has the header of page %d", id, in, got)
 	}
-	overflow := uint64(native.Uint32(head[12:]))
+	overflow := uint64(native.Uint32(buf[12:]))
 	if overflow >= w.meta.pgid-id {
 		return nil, damaged("page %d (in %s) runs %d pages past the high-water mark", id, in, overflow+1-(w.meta.pgid-id))
 	}
@@ -225,16 +231,21 @@ func (w *walker) read(id uint64, in string) ([]byte, error) {
 		}
 		w.reached[p/64] |= 1 << (p % 64)
 	}
-	buf := make([]byte, (overflow+1)*w.meta.pageSize)
-	if _, err := w.f.ReadAt(buf, int64(id*w.meta.pageSize)); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+	if overflow > 0 {
+		if n := (overflow + 1) * w.meta.pageSize; uint64(cap(w.bufs[depth])) < n {
+			w.bufs[depth] = make([]byte, n)
+		}
+		buf = w.bufs[depth][:(overflow+1)*w.meta.pageSize]
+		if _, err := w.f.ReadAt(buf, int64(id*w.meta.pageSize)); err != nil {
+			return nil, err
+		}
 	}
 	return buf, nil
 }
 
 // freelist checks the free-list page: its ids are pages below the mark.
 func (w *walker) freelist() error {
-	buf, err := w.read(w.meta.freelist, "the free list")
+	buf, err := w.read(w.meta.freelist, "the free list", 0)
 	if err != nil {
 		return err
 	}
@@ -261,19 +272,23 @@ func (w *walker) freelist() error {
 
 // page checks the page id of a bucket's tree and what it refers to: every
 // key within [lo, hi) (nil: open) and after the one before it.
-func (w *walker) page(id uint64, in string, lo, hi []byte) error {
-	buf, err := w.read(id, in)
+func (w *walker) page(id uint64, in string, lo, hi []byte, depth int) error {
+	buf, err := w.read(id, in, depth)
 	if err != nil {
 		return err
 	}
-	return w.elements(buf, fmt.Sprintf("page %d", id), in, lo, hi, true)
+	return w.elements(buf, id, in, lo, hi, depth)
 }
 
-// elements checks the branch or leaf page in buf (a page or a bucket's
-// inline page; branch only when branches is true).
-func (w *walker) elements(buf []byte, what, in string, lo, hi []byte, branches bool) error {
+// elements checks the branch or leaf page id in buf, or with id 0 a
+// bucket's inline page (a leaf).
+func (w *walker) elements(buf []byte, id uint64, in string, lo, hi []byte, depth int) error {
+	what := "its inline page"
+	if id != 0 {
+		what = "page " + strconv.FormatUint(id, 10)
+	}
 	flags, count := native.Uint16(buf[8:]), int(native.Uint16(buf[10:]))
-	isBranch := flags&branchPage != 0 && branches
+	isBranch := flags&branchPage != 0 && id != 0
 	if !isBranch && flags&leafPage == 0 {
 		return damaged("%s (in %s) is not a branch or leaf page (flags %#x)", what, in, flags)
 	}
@@ -313,13 +328,13 @@ func (w *walker) elements(buf []byte, what, in string, lo, hi []byte, branches b
 				}
 				next = buf[ns : ns+nk]
 			}
-			if err := w.page(native.Uint64(e[8:]), in, key, next); err != nil {
+			if err := w.page(native.Uint64(e[8:]), in, key, next, depth+1); err != nil {
 				return err
 			}
 			continue
 		}
 		if native.Uint32(e)&bucketLeaf != 0 {
-			if err := w.bucket(buf[start+ksize:start+ksize+vsize], in, key); err != nil {
+			if err := w.bucket(buf[start+ksize:start+ksize+vsize], in, key, depth); err != nil {
 				return err
 			}
 		}
@@ -328,7 +343,7 @@ func (w *walker) elements(buf []byte, what, in string, lo, hi []byte, branches b
 }
 
 // bucket checks a bucket's value: its root page's tree, or its inline page.
-func (w *walker) bucket(v []byte, in string, name []byte) error {
+func (w *walker) bucket(v []byte, in string, name []byte, depth int) error {
 	sub := fmt.Sprintf("%s/%q", in, name)
 	if in == "the root bucket" {
 		sub = fmt.Sprintf("bucket %q", name)
@@ -337,10 +352,10 @@ func (w *walker) bucket(v []byte, in string, name []byte) error {
 		return damaged("the header of %s is %d bytes", sub, len(v))
 	}
 	if root := native.Uint64(v); root != 0 {
-		return w.page(root, sub, nil, nil)
+		return w.page(root, sub, nil, nil, depth+1)
 	}
 	if len(v) < bucketHeaderLen+pageHeaderSize {
 		return damaged("the inline page of %s is %d bytes", sub, len(v)-bucketHeaderLen)
 	}
-	return w.elements(v[bucketHeaderLen:], "its inline page", sub, nil, nil, false)
+	return w.elements(v[bucketHeaderLen:], 0, sub, nil, nil, depth)
 }
