@@ -1,6 +1,7 @@
 // Package admin is the poller's operator interface: a small JSON-over-HTTP
-// API on a unix socket (status, dead-letter list/retry/drop) served by the
-// running daemon, and the client the status and dlq commands use. bbolt lets
+// API on a unix socket (status, dead-letter list/retry/drop, replay, state
+// backup and verify) served by the running daemon, and the client the
+// status, dlq, replay and state commands use. bbolt lets
 // one process open the file, so the client asks the daemon over the socket
 // when one answers and opens the state file itself when none runs; both
 // paths run the same queries and give the same answers.
