@@ -34,6 +34,7 @@ func commands() []command {
 		{"dlq", "list|retry|drop -config FILE [-account A] [EVENT_ID...]", "inspect, retry or drop dead letters", cmdDLQ},
 		{"replay", replayArgs, "send an account's transitions of a past window again", cmdReplay},
 		{"compact", "-config FILE", "give the space freed by delivered events back to the file system (daemon stopped)", cmdCompact},
+		{"state", stateArgs, "check the state file, or write a consistent copy of it (daemon running or not)", cmdState},
 		{"send-test", "-config FILE -account A", "send one synthetic event to the account's webhooks", cmdSendTest},
 		{"demo", "[-duration D]", "simulator + daemon + receiver in one process", cmdDemo},
 		{"config", configArgs, "print the config file's JSON Schema", cmdConfig},
