@@ -83,6 +83,10 @@ func stateVerify(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int 
 	if len(rep.Problems) == 0 {
 		return exitOK
 	}
+	if len(rep.Problems) == 1 {
+		fmt.Fprintf(stderr, "poller state verify: %v\n", &store.DamageError{Path: rep.Path, Problem: rep.Problems[0]})
+		return exitFailure
+	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(stderr, "poller state verify: %s is damaged: %s\n", rep.Path, p)
 	}
