@@ -205,7 +205,7 @@ func TestBackupRestore(t *testing.T) {
 		"start_from": lossAt.Format(time.RFC3339),
 		"webhooks":   []any{e.webhook("/hook", nil)},
 	}))
-	p = e.start(cfg)
+	e.start(cfg)
 	eventually(t, 20*time.Second, "events after start_from sent again", func() bool {
 		got := e.rec.Counts("/hook")
 		for id := range after {
