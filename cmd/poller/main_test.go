@@ -50,6 +50,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"state", "fsck"}, exitUsage, "", `unknown state command "fsck"`},
 		{[]string{"state", "verify"}, exitUsage, "", "give -config FILE or the state file to verify"},
 		{[]string{"state", "verify", "-config", "c.yaml", "x.db"}, exitUsage, "", "not both"},
+		{[]string{"state", "verify", "-config", "/nonexistent/c.yaml"}, exitUsage, "", "/nonexistent/c.yaml: cannot read config"},
 		{[]string{"state", "backup", "-config", "c.yaml"}, exitUsage, "", "give one destination file"},
 		{[]string{"state", "backup", "dst.db"}, exitUsage, "", "-config is required"},
 		{[]string{"demo", "-duration", "-1s"}, exitUsage, "", "-duration must be positive"},

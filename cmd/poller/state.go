@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 )
 
@@ -43,23 +42,26 @@ func stateVerify(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int 
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	cfgPath := fs.Lookup("config").Value.String()
 	var (
 		rep store.Report
 		err error
 	)
-	switch {
-	case cfgPath == "" && fs.NArg() != 1:
+	switch hasConfig := fs.Lookup("config").Value.String() != ""; {
+	case !hasConfig && fs.NArg() != 1:
 		return usageError(fs, stderr, "give -config FILE or the state file to verify")
-	case cfgPath != "" && fs.NArg() > 0:
+	case hasConfig && fs.NArg() > 0:
 		return usageError(fs, stderr, "give -config FILE or a state file, not both")
-	case cfgPath == "":
+	case !hasConfig:
 		rep, err = store.VerifyFile(fs.Arg(0), compactLockWait)
 	default:
-		cfg, lerr := config.Load(cfgPath)
-		if lerr != nil {
-			fmt.Fprintln(stderr, lerr)
-			return exitUsage
+		// Parsed again by the common path, so a bad config exits as
+		// every command's does.
+		cfs := newFlagSet(fs.Name()[len("poller "):], stateArgs, stderr)
+		configFlag(cfs)
+		cfs.Bool("json", false, "print the report as JSON")
+		cfg, code, ok := parseAndLoad(cfs, args, stderr, flagRules{})
+		if !ok {
+			return code
 		}
 		ctx, stop := adminContext()
 		defer stop()
