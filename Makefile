@@ -56,11 +56,16 @@ install: build
 	sed 's#/usr/bin/poller#$(BINDIR)/poller#g' systemd/retailcrm-poller.service \
 		>$(DESTDIR)$(UNITDIR)/retailcrm-poller.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/retailcrm-poller.service
+	sed 's#/usr/bin/poller#$(BINDIR)/poller#g' systemd/retailcrm-poller-backup.service \
+		>$(DESTDIR)$(UNITDIR)/retailcrm-poller-backup.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/retailcrm-poller-backup.service
+	install -m0644 systemd/retailcrm-poller-backup.timer $(DESTDIR)$(UNITDIR)/retailcrm-poller-backup.timer
 	install -Dm0644 config.example.yaml $(DESTDIR)$(SYSCONFDIR)/retailcrm-poller/config.example.yaml
 	install -Dm0644 docs/config.schema.json $(DESTDIR)$(DATADIR)/config.schema.json
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/poller $(DESTDIR)$(UNITDIR)/retailcrm-poller.service \
+		$(DESTDIR)$(UNITDIR)/retailcrm-poller-backup.service $(DESTDIR)$(UNITDIR)/retailcrm-poller-backup.timer \
 		$(DESTDIR)$(SYSCONFDIR)/retailcrm-poller/config.example.yaml \
 		$(DESTDIR)$(DATADIR)/config.schema.json
 

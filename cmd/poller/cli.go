@@ -39,6 +39,7 @@ func commands() []command {
 		{"events", eventsArgs, "an event's queues and attempt log (time, webhook, status, latency, response or error)", cmdEvents},
 		{"replay", replayArgs, "send an account's transitions of a past window again", cmdReplay},
 		{"compact", "-config FILE", "give the space freed by delivered events back to the file system (daemon stopped)", cmdCompact},
+		{"state", stateArgs, "check the state file, or write a consistent copy of it (daemon running or not)", cmdState},
 		{"send-test", "-config FILE -account A", "send one synthetic event to the account's webhooks", cmdSendTest},
 		{"demo", "[-duration D]", "simulator + daemon + receiver in one process", cmdDemo},
 		{"config", configArgs, "print the config file's JSON Schema, or the effective config (defaults in, secrets REDACTED)", cmdConfig},

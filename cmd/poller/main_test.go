@@ -46,6 +46,13 @@ func TestUsage(t *testing.T) {
 		{[]string{"dlq", "list"}, exitUsage, "", "-config is required"},
 		{[]string{"dlq", "list", "-config", "c.yaml", "x-1"}, exitUsage, "", "unexpected arguments: x-1"},
 		{[]string{"send-test", "-config", "c.yaml"}, exitUsage, "", "-account is required"},
+		{[]string{"state"}, exitUsage, "", "Usage: poller state verify"},
+		{[]string{"state", "fsck"}, exitUsage, "", `unknown state command "fsck"`},
+		{[]string{"state", "verify"}, exitUsage, "", "give -config FILE or the state file to verify"},
+		{[]string{"state", "verify", "-config", "c.yaml", "x.db"}, exitUsage, "", "not both"},
+		{[]string{"state", "verify", "-config", "/nonexistent/c.yaml"}, exitConfig, "", "/nonexistent/c.yaml: cannot read config"},
+		{[]string{"state", "backup", "-config", "c.yaml"}, exitUsage, "", "give one destination file"},
+		{[]string{"state", "backup", "dst.db"}, exitUsage, "", "-config is required"},
 		{[]string{"demo", "-duration", "-1s"}, exitUsage, "", "-duration must be positive"},
 		{[]string{"demo", "-duration", "soon"}, exitUsage, "", "invalid value"},
 	}

@@ -1,7 +1,8 @@
 // Package admin is the poller's operator interface: a small JSON-over-HTTP
 // API on a unix socket (status, dead-letter list/retry/drop, an event's
-// attempt log) served by the
-// running daemon, and the client the status and dlq commands use. bbolt lets
+// attempt log, replay, state backup and verify) served by the running
+// daemon, and the client the status, dlq, events, replay and state commands
+// use. bbolt lets
 // one process open the file, so the client asks the daemon over the socket
 // when one answers and opens the state file itself when none runs; both
 // paths run the same queries and give the same answers.

@@ -117,30 +117,43 @@ func Replay(ctx context.Context, cfg *config.Config, account string, webhooks []
 // local against the state file instead. A read-only local call gets a nil
 // store when the file does not exist yet (nothing polled, nothing dead).
 func do(ctx context.Context, cfg *config.Config, method, path string, body, out any, readOnly bool, local func(*store.Store) error) error {
+	return remoteOr(cfg, func(sock string) error {
+		return request(ctx, sock, method, path, body, out)
+	}, func(file string) error {
+		if readOnly {
+			if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+				return local(nil)
+			}
+		}
+		st, err := store.Open(file, store.Options{Timeout: fileLockWait, ReadOnly: readOnly})
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		return errors.Join(local(st), st.Close())
+	})
+}
+
+// remoteOr runs ask against the daemon's socket, or local against the
+// state file when no daemon listens there. A file locked all the same (a
+// daemon that does not answer, or one without a socket) is
+// ErrDaemonUnresponsive.
+func remoteOr(cfg *config.Config, ask func(sock string) error, local func(file string) error) error {
 	if cfg.AdminSocket != "" {
-		err := request(ctx, cfg.AdminSocket, method, path, body, out)
+		err := ask(cfg.AdminSocket)
 		var de *dialError
 		if !errors.As(err, &de) {
 			return err
 		}
 	}
 	file := filepath.Join(cfg.StateDir, store.FileName)
-	if readOnly {
-		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-			return local(nil)
-		}
-	}
-	st, err := store.Open(file, store.Options{Timeout: fileLockWait, ReadOnly: readOnly})
-	if errors.Is(err, store.ErrTimeout) {
-		if cfg.AdminSocket == "" {
-			return fmt.Errorf("%w: no admin_socket is configured and %s is locked", ErrDaemonUnresponsive, file)
-		}
+	err := local(file)
+	switch {
+	case errors.Is(err, store.ErrTimeout) && cfg.AdminSocket == "":
+		return fmt.Errorf("%w: no admin_socket is configured and %s is locked", ErrDaemonUnresponsive, file)
+	case errors.Is(err, store.ErrTimeout):
 		return fmt.Errorf("%w: %s", ErrDaemonUnresponsive, cfg.AdminSocket)
 	}
-	if err != nil {
-		return fmt.Errorf("admin: %w", err)
-	}
-	return errors.Join(local(st), st.Close())
+	return err
 }
 
 // dialError marks a failure to reach the socket at all: no daemon runs.
@@ -180,7 +193,24 @@ func request(ctx context.Context, sock, method, path string, body, out any) erro
 		return fmt.Errorf("admin: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	c := &http.Client{Transport: &http.Transport{
+	resp, err := client(sock).Do(req)
+	if err != nil {
+		return fmt.Errorf("admin: %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return answerError(sock, resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("admin: decode answer: %w", err)
+	}
+	return nil
+}
+
+// client is an HTTP client of the unix socket at sock; failing to reach
+// it at all is a *dialError.
+func client(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, "unix", sock)
@@ -191,20 +221,13 @@ func request(ctx context.Context, sock, method, path string, body, out any) erro
 		},
 		DisableKeepAlives: true,
 	}}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin: %s: %w", sock, err)
+}
+
+// answerError is the error of a non-200 answer.
+func answerError(sock string, resp *http.Response) error {
+	var e errorResponse
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		return fmt.Errorf("admin: %s answered %s", sock, resp.Status)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e errorResponse
-		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
-			return fmt.Errorf("admin: %s answered %s", sock, resp.Status)
-		}
-		return &remoteError{msg: e.Error, notFound: e.NotFound, notConfigured: e.NotConfigured}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("admin: decode answer: %w", err)
-	}
-	return nil
+	return &remoteError{msg: e.Error, notFound: e.NotFound, notConfigured: e.NotConfigured}
 }

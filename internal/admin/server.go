@@ -48,6 +48,8 @@ func NewServer(st *store.Store, cfg *config.Config, hooks Hooks, log *slog.Logge
 	mux.HandleFunc("POST /dlq/drop", s.handleDLQDrop)
 	mux.HandleFunc("POST /replay", s.handleReplay)
 	mux.HandleFunc("GET /events", s.handleEvent)
+	mux.HandleFunc("GET /state/backup", s.handleBackup)
+	mux.HandleFunc("GET /state/verify", s.handleVerify)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -35,11 +35,9 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -65,6 +63,11 @@ var (
 	// ErrNotConfigured: a dead letter to retry belongs to a webhook the
 	// config does not have (removed or renamed).
 	ErrNotConfigured = errors.New("store: webhook is not configured")
+	// ErrDamaged: the state file is empty, cut short or damaged, found
+	// before bbolt maps it (errors carrying it are a *DamageError naming
+	// the file, the damage and what to do). Nothing is opened: a fresh
+	// start would forget the cursor, pending events and dead letters.
+	ErrDamaged = errors.New("store: state file is damaged")
 )
 
 // FileName is the database file inside state_dir.
@@ -145,7 +148,9 @@ func (e *lockedError) Error() string { return ErrTimeout.Error() + ": " + e.path
 func (e *lockedError) Unwrap() []error { return []error{ErrTimeout, berrors.ErrTimeout} }
 
 // Open opens or creates path, runs pending schema migrations and returns
-// the store. A file locked by another process yields ErrTimeout.
+// the store. A file locked by another process yields ErrTimeout; an
+// existing file that is empty, cut short or damaged yields ErrDamaged (a
+// *DamageError), checked before bbolt reads it (see checkFile).
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
@@ -172,38 +177,39 @@ func Open(path string, opts Options) (*Store, error) {
 // openCurrent opens path with bbolt and makes sure the file it locked is
 // still the one at path: `poller compact` renames a new file over the old
 // one before it lets go of the old one's lock, and a process that was
-// waiting for that lock must not go on with the unlinked file.
+// waiting for that lock must not go on with the unlinked file
+// (openChecked tells, and the open starts over).
 func openCurrent(path string, opts Options) (*bolt.DB, error) {
 	for {
-		var f *os.File
-		db, err := bolt.Open(path, 0o600, &bolt.Options{
-			Timeout:      opts.Timeout,
-			ReadOnly:     opts.ReadOnly,
-			FreelistType: bolt.FreelistMapType,
-			// Not writing the free-page list at every commit keeps a
-			// commit's cost independent of how much space a drained
-			// backlog left free (megabytes per commit at a million
-			// events); Open rebuilds the list by a scan instead.
-			NoFreelistSync: true,
-			OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
-				var err error
-				f, err = os.OpenFile(name, flag, mode)
-				return f, err
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		locked, lerr := f.Stat()
-		current, cerr := os.Stat(path)
-		if lerr == nil && cerr == nil && os.SameFile(locked, current) {
-			return db, nil
-		}
-		_ = db.Close()
-		if err := cmp.Or(lerr, cerr); !errors.Is(err, fs.ErrNotExist) && err != nil {
-			return nil, err
+		db, err := openBolt(path, opts)
+		if !errors.Is(err, errReplaced) {
+			return db, err
 		}
 	}
+}
+
+// openBolt is one bbolt.Open through openChecked. The check leaves bbolt
+// nothing to panic on; a panic all the same (a kind of damage the check
+// does not know) is still turned into ErrDamaged rather than a crash.
+func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, &DamageError{Path: path, Problem: fmt.Sprintf("bbolt failed reading it: %v", r)}
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.Timeout,
+		ReadOnly:     opts.ReadOnly,
+		FreelistType: bolt.FreelistMapType,
+		// Not writing the free-page list at every commit keeps a
+		// commit's cost independent of how much space a drained
+		// backlog left free (megabytes per commit at a million
+		// events); Open rebuilds the list by a scan instead.
+		NoFreelistSync: true,
+		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			return openChecked(name, flag, mode, !opts.ReadOnly, opts.Timeout)
+		},
+	})
 }
 
 // migrate brings the file to SchemaVersion, one step after the other.
@@ -314,7 +320,7 @@ func wrapErr(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	for _, sentinel := range []error{ErrTimeout, ErrSchemaTooNew, ErrNotFound, ErrClosed, ErrCorrupt, ErrNotConfigured} {
+	for _, sentinel := range []error{ErrTimeout, ErrSchemaTooNew, ErrNotFound, ErrClosed, ErrCorrupt, ErrNotConfigured, ErrDamaged} {
 		if errors.Is(err, sentinel) {
 			return err
 		}
