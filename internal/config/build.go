@@ -216,6 +216,8 @@ func (b *builder) account(ra field[rawAccount]) Account {
 		OnCreate:       r.OnCreate.V,
 		SkipOwnChanges: r.SkipOwnChanges.V,
 		RateLimit:      between(b, r.RateLimit, 1, 10, " requests per second"),
+		CAFile:         r.CAFile.Raw,
+		CA:             b.caFile(r.CAFile),
 		LookBack:       atLeast(b, r.LookBack, 0),
 		PageBudget:     atLeast(b, r.PageBudget, 1),
 		Timeout:        b.duration(r.Timeout, false),

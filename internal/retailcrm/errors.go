@@ -29,6 +29,8 @@ var (
 	// ErrBadResponse: a body that is not the documented JSON (truncated,
 	// malformed, or an entry without a usable id), after all retries.
 	ErrBadResponse = errors.New("retailcrm: malformed response")
+	// ErrNoCertificate: a CA option (ca_file) without a PEM certificate.
+	ErrNoCertificate = errors.New("retailcrm: no PEM certificate in the CA file")
 )
 
 // APIError is a {success:false} answer.
