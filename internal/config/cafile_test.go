@@ -35,7 +35,7 @@ func TestCAFile(t *testing.T) {
 		{"account", "account", "ca.pem", ""},
 		{"defaults", "defaults", "ca.pem", ""},
 		{"bundle", "account", "bundle.pem", ""},
-		{"a key in it", "account", "key.pem", `key.pem holds a PEM block of type "RSA PRIVATE KEY"; want only CERTIFICATE blocks`},
+		{"a key in it", "account", "key.pem", `key.pem holds a PEM block of type "PRIVATE KEY"; want only CERTIFICATE blocks`},
 		{"no PEM", "account", "text.pem", "text.pem holds no PEM certificate"},
 		{"bad certificate", "account", "bad.pem", "bad.pem: certificate 1 does not parse"},
 		{"missing", "account", "nope.pem", "cannot read " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},

@@ -273,7 +273,7 @@ func BenchmarkAccounts(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	t.Logf("go heap in use=%.1f MB, runtime sys=%.1f MB, goroutines=%d", float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20), runtime.NumGoroutine())
 	t.Logf("polls ok=%.0f (%.1f/s), failed polls since the start=%.0f, deliveries ok=%.0f, readyz=%q",
-		nPolls, nPolls/wall.Seconds(), pollsBy("error"), nDeliv, strings.TrimSpace(body))
+		nPolls, nPolls/wall.Seconds(), pollsBy("error"), nDeliv, trim(strings.TrimSpace(body), 200))
 
 	if useTLS {
 		t.Logf("tls handshakes: full=%.0f (%.2f/s, %.2f%% of polls), resumed=%.0f (%.2f/s)",

@@ -108,3 +108,12 @@ func readHandshakes(tb testing.TB, rcvURL string) (full, resumed float64) {
 	}
 	return full, resumed
 }
+
+// trim shortens s to n bytes for a log line (readyz lists every stale
+// account).
+func trim(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

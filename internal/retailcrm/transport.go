@@ -49,6 +49,11 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 	t.MaxIdleConns = MaxIdle
 	t.IdleConnTimeout = IdleTimeout
 	t.TLSClientConfig = &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(SessionCacheSize)}
+	// HTTP/1.1 only: an account sends one request at a time, so HTTP/2's
+	// streams buy nothing, and its connections are not bounded by
+	// MaxIdleConns (measured: docs/PERFORMANCE.md, "TLS").
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetHTTP1(true)
 	if len(o.CA) > 0 {
 		pool, err := x509.SystemCertPool()
 		if err != nil {

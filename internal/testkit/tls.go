@@ -1,6 +1,9 @@
 package testkit
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -14,8 +17,8 @@ import (
 
 // TLSChain is a test PKI shaped like a public host's: a root CA, an
 // intermediate CA and a leaf certificate for some DNS names (wildcards
-// allowed), all RSA-2048 as most public chains are, so that verifying it
-// costs what verifying a real one does.
+// allowed): RSA-2048 CAs and an ECDSA P-256 leaf, as many public hosts
+// have, so that verifying it costs what verifying a real one does.
 type TLSChain struct {
 	CAPEM   []byte // the root: what a client's ca_file names
 	CertPEM []byte // the leaf, then the intermediate: what a server sends
@@ -27,18 +30,14 @@ func NewTLSChain(tb testing.TB, names ...string) TLSChain {
 	tb.Helper()
 	now := time.Now()
 	serial := now.UnixNano() // one serial per certificate of an issuer
-	issue := func(tmpl *x509.Certificate, parent *x509.Certificate, parentKey *rsa.PrivateKey) (*x509.Certificate, *rsa.PrivateKey, []byte) {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			tb.Fatal(err)
-		}
+	issue := func(tmpl *x509.Certificate, parent *x509.Certificate, parentKey crypto.Signer, key crypto.Signer) (*x509.Certificate, []byte) {
 		serial++
 		tmpl.SerialNumber = big.NewInt(serial)
 		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
 		if parent == nil {
 			parent, parentKey = tmpl, key
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -46,22 +45,38 @@ func NewTLSChain(tb testing.TB, names ...string) TLSChain {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		return cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	rsaKey := func() crypto.Signer {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return k
+	}
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leafKey)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	ca := func(name string) *x509.Certificate {
 		return &x509.Certificate{Subject: pkix.Name{CommonName: name}, IsCA: true, BasicConstraintsValid: true,
 			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	}
-	root, rootKey, rootPEM := issue(ca("poller test root CA"), nil, nil)
-	inter, interKey, interPEM := issue(ca("poller test intermediate CA"), root, rootKey)
-	_, leafKey, leafPEM := issue(&x509.Certificate{
+	rootKey, interKey := rsaKey(), rsaKey()
+	root, rootPEM := issue(ca("poller test root CA"), nil, nil, rootKey)
+	inter, interPEM := issue(ca("poller test intermediate CA"), root, rootKey, interKey)
+	_, leafPEM := issue(&x509.Certificate{
 		Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}, inter, interKey)
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, inter, interKey, leafKey)
 	return TLSChain{
 		CAPEM:   rootPEM,
 		CertPEM: append(leafPEM, interPEM...),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(leafKey)}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 	}
 }
 
