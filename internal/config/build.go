@@ -145,6 +145,8 @@ func (b *builder) account(ra field[rawAccount]) Account {
 		OnCreate:       r.OnCreate.V,
 		SkipOwnChanges: r.SkipOwnChanges.V,
 		RateLimit:      r.RateLimit.V,
+		CAFile:         r.CAFile.Raw,
+		CA:             b.caFile(r.CAFile),
 		LookBack:       r.LookBack.V,
 		PageBudget:     r.PageBudget.V,
 		Timeout:        dur(r.Timeout),

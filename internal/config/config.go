@@ -28,7 +28,6 @@ import (
 // Reasons a secret file is refused.
 var (
 	errNotRegular = errors.New("not a regular file")
-	errTooLarge   = fmt.Errorf("larger than %d bytes", maxSecretFile)
 )
 
 // Error is one problem in a config file. Parse and Load return them joined

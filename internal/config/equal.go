@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 	"time"
@@ -26,6 +27,8 @@ func (a Account) Equal(o Account) bool {
 		a.OnCreate == o.OnCreate &&
 		a.SkipOwnChanges == o.SkipOwnChanges &&
 		a.RateLimit == o.RateLimit &&
+		a.CAFile == o.CAFile &&
+		bytes.Equal(a.CA, o.CA) &&
 		a.LookBack == o.LookBack &&
 		a.LookBackTime == o.LookBackTime &&
 		a.PageBudget == o.PageBudget &&

@@ -49,6 +49,7 @@ type (
 		OnCreate       bool           `yaml:"on_create"`
 		SkipOwnChanges bool           `yaml:"skip_own_changes"`
 		RateLimit      float64        `yaml:"rate_limit"`
+		CAFile         string         `yaml:"ca_file,omitempty"`
 		LookBack       int            `yaml:"look_back"`
 		LookBackTime   string         `yaml:"look_back_time"`
 		PageBudget     int            `yaml:"page_budget"`
@@ -101,7 +102,7 @@ func (c *Config) Effective() ([]byte, error) {
 			Name: a.Name, URL: a.URLAsWritten, APIKey: printSecret(a.APIKey),
 			Statuses: a.Statuses, Sites: a.Sites, Schedule: a.Schedule, StartFrom: a.StartFrom,
 			OnCreate: a.OnCreate, SkipOwnChanges: a.SkipOwnChanges, RateLimit: a.RateLimit,
-			LookBack: a.LookBack, LookBackTime: printDuration(a.LookBackTime), PageBudget: a.PageBudget,
+			CAFile: a.CAFile, LookBack: a.LookBack, LookBackTime: printDuration(a.LookBackTime), PageBudget: a.PageBudget,
 			Timeout:   printDuration(a.Timeout),
 			Reconcile: printReconcile{Every: printDuration(a.Reconcile.Every), Window: printDuration(a.Reconcile.Window)},
 		}

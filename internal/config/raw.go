@@ -105,6 +105,7 @@ type rawSettings struct {
 	OnCreate       field[bool]                `yaml:"on_create" doc:"Also report orders created already in a target status. Default true."`
 	SkipOwnChanges field[bool]                `yaml:"skip_own_changes" doc:"Skip history entries made with this API key. Default false."`
 	RateLimit      field[float64]             `yaml:"rate_limit" check:"range=1,10,requests per second" doc:"API requests per second, 1 to 10 (RetailCRM allows 10 per key). Default 8."`
+	CAFile         field[string]              `yaml:"ca_file" doc:"PEM file of CA certificates to trust for the account's API besides the system's (a TLS-inspecting proxy, a private CA); relative paths are read from the config's directory. Default: the system's only."`
 	LookBack       field[int]                 `yaml:"look_back" check:"min=0" doc:"Most history entries re-read below the cursor per poll, for entries committed late; at least 0. Default 10000."`
 	LookBackTime   field[string]              `yaml:"look_back_time" check:"duration" doc:"How long (of successful polling) a passed history entry stays in the look-back window; at least two schedule intervals. Default: 2m or two intervals, whichever is longer."`
 	PageBudget     field[int]                 `yaml:"page_budget" check:"min=1" doc:"History pages (of 100 entries) read between two commits of a long poll's progress, at least 1; a poll itself reads on to the end of the history. Default 50."`

@@ -25,11 +25,8 @@ func (b *builder) secret(inline, file field[string], required bool, line int, ke
 		bad(b, file, "set only one of %s and %s", lastKey(inline.Key), lastKey(file.Key))
 		return ""
 	case file.Set:
-		p, shown := file.V, file.Raw
-		if p != "" && !filepath.IsAbs(p) {
-			p, shown = filepath.Join(b.dir, p), filepath.Join(b.dir, shown)
-		}
-		data, err := readSecretFile(p)
+		p, shown := b.path(file)
+		data, err := readSmallFile(p, maxSecretFile)
 		if err != nil {
 			msg := fmt.Sprintf("cannot read %s: %v", shown, err)
 			if strings.Contains(file.Raw, "${"+credentialsVar+"}") {
@@ -52,6 +49,17 @@ func (b *builder) secret(inline, file field[string], required bool, line int, ke
 		b.errorf(line, key, "%s or %s_file is required", lastKey(key), lastKey(key))
 	}
 	return ""
+}
+
+// path resolves a file named in the config: a relative path is read from
+// the config's directory. shown is the path as written (${VAR} unexpanded),
+// for messages.
+func (b *builder) path(file field[string]) (p, shown string) {
+	p, shown = file.V, file.Raw
+	if p != "" && !filepath.IsAbs(p) {
+		p, shown = filepath.Join(b.dir, p), filepath.Join(b.dir, shown)
+	}
+	return p, shown
 }
 
 // credentialsHint explains a ${CREDENTIALS_DIRECTORY} path that does not
@@ -90,9 +98,9 @@ func (b *builder) signingSecrets(inline, file field[string], s Secret) []Secret 
 	return out
 }
 
-// readSecretFile reads a small regular file. A FIFO or device (a typo'd
-// /dev/stdin, /dev/zero) would block or never end.
-func readSecretFile(p string) ([]byte, error) {
+// readSmallFile reads a regular file of at most limit bytes. A FIFO or
+// device (a typo'd /dev/stdin, /dev/zero) would block or never end.
+func readSmallFile(p string, limit int64) ([]byte, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, unwrapPath(err)
@@ -100,8 +108,8 @@ func readSecretFile(p string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, errNotRegular
 	}
-	if fi.Size() > maxSecretFile {
-		return nil, errTooLarge
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {

@@ -62,6 +62,8 @@ type Account struct {
 	OnCreate       bool
 	SkipOwnChanges bool
 	RateLimit      float64       // API requests per second, 1..10 (default 8)
+	CAFile         string        // ca_file as written, for messages; "" when unset
+	CA             []byte        // PEM certificates of ca_file, trusted besides the system's; nil: the system's only
 	LookBack       int           // most history entries re-read below the cursor per poll (default 10000)
 	LookBackTime   time.Duration // successful polling a passed cursor position stays in the look-back window (default 2m or two intervals)
 	PageBudget     int           // history pages per tick (default 50)

@@ -55,7 +55,12 @@ func (d *daemon) prepare(accts []config.Account) ([]*account, error) {
 	for _, ac := range accts {
 		log := d.log.With("account", ac.Name)
 		opts := retailcrm.AccountOptions(ac)
-		opts.Logger, opts.UserAgent, opts.Observe, opts.Transport = log, version.UserAgent(), d.m.APIObserver(ac.Name), d.crm
+		opts.Logger, opts.UserAgent, opts.Observe = log, version.UserAgent(), d.m.APIObserver(ac.Name)
+		transport, err := d.crm.get(ac.CA)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: ca_file %s: %w", ac.Name, ac.CAFile, err)
+		}
+		opts.Transport = transport
 		client, err := retailcrm.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", ac.Name, err)

@@ -25,7 +25,6 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/deliver"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
@@ -36,6 +35,9 @@ type Options struct {
 	Logger     *slog.Logger // nil: built from the config's log section, to stderr
 	Reload     <-chan struct{}
 	OnReady    func(*Ready) // called once everything is up (tests, demo); must not block
+	// Dial, when set, opens the API connections (benchmarks: many account
+	// host names served by one simulator); nil dials the URL's host.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Ready describes the running daemon.
@@ -63,10 +65,10 @@ type daemon struct {
 	disp       *deliver.Dispatcher
 	stopDisp   context.CancelFunc // ends delivery's context after Shutdown
 	slots      *slots
-	httpSrv    *http.Server      // nil without listen
-	admin      *admin.Server     // nil without admin_socket
-	mailer     *alert.Mailer     // nil without alerts.email
-	crm        http.RoundTripper // one connection pool for every account's API client
+	httpSrv    *http.Server  // nil without listen
+	admin      *admin.Server // nil without admin_socket
+	mailer     *alert.Mailer // nil without alerts.email
+	crm        pools         // the accounts' API connection pools
 	ready      Ready
 	scheduling []*account // prepared at start, scheduled by serve
 
@@ -102,7 +104,7 @@ func start(ctx context.Context, cfg *config.Config, opts Options) (_ *daemon, er
 		accounts: map[string]*account{},
 		runLocks: map[string]*sync.Mutex{},
 		m:        metrics.New(),
-		crm:      retailcrm.NewTransport(),
+		crm:      pools{dial: opts.Dial},
 	}
 	if d.log == nil {
 		d.log = logging.New(cfg.Log, os.Stderr)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -65,8 +66,18 @@ func crmHelper(n string) {
 		name := "acct-" + strconv.Itoa(i)
 		accts[i] = sim.AddAccount(crmsim.AccountOptions{Name: name, APIKey: name + "-key"})
 	}
-	crm := httptest.NewServer(sim)
+	var hs handshakes
+	var crm *httptest.Server
+	if dir := os.Getenv(tlsDirEnv); dir != "" {
+		crm = serveTLS(sim, dir, &hs)
+	} else {
+		crm = httptest.NewServer(sim)
+	}
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/handshakes" {
+			fmt.Fprintf(w, "full=%d resumed=%d", hs.full.Load(), hs.resumed.Load())
+			return
+		}
 		io.Copy(io.Discard, r.Body)
 	}))
 	fmt.Printf("CRM=%s RCV=%s\n", crm.URL, rcv.URL)
@@ -142,8 +153,16 @@ func BenchmarkAccounts(b *testing.B) {
 		t.Fatal(err)
 	}
 
+	dir := t.TempDir()
+	useTLS := os.Getenv("DAEMON_LONG_TLS") == "1"
 	helper := exec.Command(os.Args[0], "-test.run=^$")
 	helper.Env = append(os.Environ(), helperEnv+"="+strconv.Itoa(accounts))
+	var caFile string
+	var dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	if useTLS {
+		caFile, dial = tlsAccounts(t, dir)
+		helper.Env = append(helper.Env, tlsDirEnv+"="+dir)
+	}
 	helper.Stderr = os.Stderr
 	stdin, err := helper.StdinPipe()
 	if err != nil {
@@ -166,13 +185,21 @@ func BenchmarkAccounts(b *testing.B) {
 		t.Fatalf("helper said %q: %v", line, err)
 	}
 
-	dir := t.TempDir()
 	var y strings.Builder
 	fmt.Fprintf(&y, "state_dir: %s/state\nlisten: 127.0.0.1:0\nadmin_socket: \"\"\nlog: {level: info, format: json}\n", dir)
-	fmt.Fprintf(&y, "defaults:\n  schedule: %q\n  webhooks:\n    - url: %s\n      secret: %s\naccounts:\n", schedule, rcvURL, webhookSecret)
+	fmt.Fprintf(&y, "defaults:\n  schedule: %q\n  webhooks:\n    - url: %s\n      secret: %s\n", schedule, rcvURL, webhookSecret)
+	if useTLS {
+		fmt.Fprintf(&y, "  ca_file: %s\n", caFile)
+	}
+	y.WriteString("accounts:\n")
 	for i := range accounts {
-		name := "acct-" + strconv.Itoa(i)
-		fmt.Fprintf(&y, "  - {name: %s, url: %s, api_key: %s-key}\n", name, crmsim.URL(crmURL, name), name)
+		name, url := "acct-"+strconv.Itoa(i), ""
+		if useTLS {
+			url = accountURL(crmURL, name)
+		} else {
+			url = crmsim.URL(crmURL, name)
+		}
+		fmt.Fprintf(&y, "  - {name: %s, url: %s, api_key: %s-key}\n", name, url, name)
 	}
 	path := dir + "/poller.yaml"
 	if err := os.WriteFile(path, []byte(y.String()), 0o600); err != nil {
@@ -189,7 +216,7 @@ func BenchmarkAccounts(b *testing.B) {
 		t.Fatal(err)
 	}
 	go func() {
-		done <- Run(ctx, cfg, Options{ConfigPath: path, Logger: log, OnReady: func(r *Ready) { readyCh <- r }})
+		done <- Run(ctx, cfg, Options{ConfigPath: path, Logger: log, OnReady: func(r *Ready) { readyCh <- r }, Dial: dial})
 	}()
 	var ready *Ready
 	select {
@@ -225,6 +252,7 @@ func BenchmarkAccounts(b *testing.B) {
 		return n
 	}
 	polls0, deliv0 := polls(), delivered()
+	full0, resumed0 := readHandshakes(t, rcvURL)
 	profileTo(t, "DAEMON_LONG_CPUPROFILE", pprof.StartCPUProfile)
 	cpu0, wall0 := cpuTime(), time.Now()
 	maxRSS := 0.0
@@ -235,6 +263,8 @@ func BenchmarkAccounts(b *testing.B) {
 	pprof.StopCPUProfile()
 	pct := 100 * cpu.Seconds() / wall.Seconds()
 	nPolls, nDeliv := polls()-polls0, delivered()-deliv0
+	full, resumed := readHandshakes(t, rcvURL)
+	full, resumed = full-full0, resumed-resumed0
 	_, body := get(t, "http://"+ready.HTTPAddr+"/readyz")
 
 	t.Logf("accounts=%d schedule=%q measured=%v", accounts, schedule, wall.Round(time.Second))
@@ -243,8 +273,13 @@ func BenchmarkAccounts(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	t.Logf("go heap in use=%.1f MB, runtime sys=%.1f MB, goroutines=%d", float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20), runtime.NumGoroutine())
 	t.Logf("polls ok=%.0f (%.1f/s), failed polls since the start=%.0f, deliveries ok=%.0f, readyz=%q",
-		nPolls, nPolls/wall.Seconds(), pollsBy("error"), nDeliv, strings.TrimSpace(body))
+		nPolls, nPolls/wall.Seconds(), pollsBy("error"), nDeliv, trim(strings.TrimSpace(body), 200))
 
+	if useTLS {
+		t.Logf("tls handshakes: full=%.0f (%.2f/s, %.2f%% of polls), resumed=%.0f (%.2f/s)",
+			full, full/wall.Seconds(), 100*full/max(nPolls, 1), resumed, resumed/wall.Seconds())
+		b.ReportMetric(100*full/max(nPolls, 1), "full-handshakes/100polls")
+	}
 	profileTo(t, "DAEMON_LONG_HEAPPROFILE", pprof.WriteHeapProfile)
 
 	// Every account polls once an interval: a window of k whole intervals

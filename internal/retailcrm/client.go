@@ -53,9 +53,11 @@ type Options struct {
 	// Metrics hook.
 	Observe func(endpoint string, code int)
 	// Transport carries the requests; nil gives the client a pool of its
-	// own. The daemon shares one (NewTransport) between all accounts, so
-	// idle connections are bounded by the pool, not by the accounts.
+	// own, trusting CA besides the system's CAs. The daemon shares one
+	// (NewTransport) between the accounts of one CA, so idle connections
+	// are bounded by the pool, not by the accounts.
 	Transport http.RoundTripper
+	CA        []byte // PEM CA certificates for a pool of the client's own (ca_file)
 }
 
 // Defaults of Options.
@@ -144,7 +146,9 @@ func New(opts Options) (*Client, error) {
 
 	transport := opts.Transport
 	if transport == nil {
-		transport = NewTransport()
+		if transport, err = NewTransport(TransportOptions{CA: opts.CA}); err != nil {
+			return nil, err
+		}
 	}
 	hc := &http.Client{
 		Transport: attempts{next: transport, timeout: opts.Timeout, observe: opts.Observe},
@@ -180,19 +184,8 @@ func AccountOptions(acct config.Account) Options {
 		APIKey:    acct.APIKey.Reveal(),
 		RateLimit: acct.RateLimit,
 		Timeout:   acct.Timeout,
+		CA:        acct.CA,
 	}
-}
-
-// NewTransport returns the connection pool clients use: kept-alive
-// connections (a dial per request would add a variable delay that bunches
-// paced requests up on arrival), a few idle ones per account host and a
-// bound on all idle ones, so thousands of accounts sharing it keep only
-// the connections in recent use.
-func NewTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 16
-	t.MaxIdleConns = 256
-	return t
 }
 
 // Credentials checks the key and returns its scopes and sites.

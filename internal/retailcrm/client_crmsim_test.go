@@ -156,7 +156,11 @@ func TestCrmsimStaysUnderRateLimit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var seen codes
-			sent := &sendTimes{next: retailcrm.NewTransport()}
+			pool, err := retailcrm.NewTransport(retailcrm.TransportOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := &sendTimes{next: pool}
 			c := simClient(t, acct.BaseURL(srv.URL), simKey+name, func(o *retailcrm.Options) {
 				o.RateLimit = rps
 				o.Observe = seen.observe

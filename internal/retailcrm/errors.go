@@ -33,6 +33,8 @@ var (
 	// which the API refuses with a 400 (sinceId pages by itself). A
 	// caller's mistake, refused before any request is made.
 	ErrIncompatibleFilter = errors.New("retailcrm: filter[sinceId] cannot be combined with page")
+	// ErrNoCertificate: a CA option (ca_file) without a PEM certificate.
+	ErrNoCertificate = errors.New("retailcrm: no PEM certificate in the CA file")
 )
 
 // APIError is a {success:false} answer.
