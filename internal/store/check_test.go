@@ -321,6 +321,13 @@ func TestVerify(t *testing.T) {
 			return accountBucket(tx, "b").Bucket(bucketEvents).Delete(u64(7))
 		}, "account b: webhook 1: outbox: store: corrupt record: seq 7 has no event record"},
 		{"sequence behind", func(tx *bolt.Tx) error { return accountBucket(tx, "a").SetSequence(5) }, "above the account's sequence 5"},
+		{"attempt log outlives its event", func(tx *bolt.Tx) error {
+			b, err := accountBucket(tx, "a").CreateBucketIfNotExists(bucketAttempts)
+			if err != nil {
+				return err
+			}
+			return b.Put(append(u64(99999), u64(1)...), nil)
+		}, "account a: attempt log of seq 99999 outlives its event"},
 		{"schema from the future", func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketMeta).Put(keySchema, u64(latestSchema()+1))
 		}, "is newer than this binary's"},

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -221,7 +222,29 @@ func checkAccount(acct *bolt.Bucket) (pending, dead int, err error) {
 			return pending, dead, fmt.Errorf("event record seq %d is above the account's sequence %d", seq, acct.Sequence())
 		}
 	}
-	return pending, dead, nil
+	return pending, dead, checkLog(acct, events)
+}
+
+// checkLog checks that every attempt-log record decodes and belongs to an
+// event still held: a log is deleted with its event.
+func checkLog(acct *bolt.Bucket, events map[uint64]bool) error {
+	b := acct.Bucket(bucketAttempts)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		if len(k) < 8 {
+			return fmt.Errorf("attempt log key %x is too short", k)
+		}
+		seq := binary.BigEndian.Uint64(k[:8])
+		if !events[seq] {
+			return fmt.Errorf("attempt log of seq %d outlives its event", seq)
+		}
+		if _, err := decodeLog(v); err != nil {
+			return fmt.Errorf("attempt log of seq %d: %w", seq, err)
+		}
+		return nil
+	})
 }
 
 // checkQueue checks one webhook's queue of acct (see checkAccount), adding
