@@ -89,6 +89,16 @@ type Poller struct {
 	webhooks []string
 	now      func() time.Time // tests move it to expire look-back marks
 
+	// Webhook conditions (changeset.go): the webhooks with one, in config
+	// order; statusTo, when some webhook has one, the webhooks status
+	// events go to (nil: all of them); noStatus when every webhook has a
+	// condition, so no status event is detected or swept.
+	hooks    []hook
+	statusTo []string
+	noStatus bool
+	groups   statusGroups // the statuses reference, read at groupsAt; guarded by run
+	groupsAt time.Time
+
 	// The series every poll touches, looked up once.
 	polled      prometheus.Counter
 	lastSuccess prometheus.Gauge
@@ -105,10 +115,24 @@ type Poller struct {
 func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metrics.Metrics,
 	log *slog.Logger, notify func(account string)) *Poller {
 	webhooks := make([]string, 0, len(acct.Webhooks))
+	var hooks []hook
+	var plain []string
 	for _, w := range acct.Webhooks {
 		webhooks = append(webhooks, w.Name)
+		if w.When != nil {
+			hooks = append(hooks, hook{name: w.Name, when: w.When})
+		} else {
+			plain = append(plain, w.Name)
+		}
+	}
+	var statusTo []string
+	if len(hooks) > 0 {
+		statusTo = append([]string{}, plain...)
 	}
 	return &Poller{
+		hooks:    hooks,
+		statusTo: statusTo,
+		noStatus: len(hooks) > 0 && len(plain) == 0,
 		acct:     acct,
 		rules:    detect.NewRules(acct),
 		client:   client,
