@@ -21,7 +21,6 @@ import (
 
 	"github.com/go-resty/resty/v2"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
@@ -168,17 +167,21 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
+// Account is what AccountOptions reads of a configured account;
+// config.Account implements it. (This package cannot import config, whose
+// webhook conditions read history entries.)
+type Account interface {
+	ClientSettings() (baseURL, apiKey string, rateLimit float64, timeout time.Duration)
+}
+
 // AccountOptions are the options of a configured account's client: its
 // URL, key, rate limit and timeout. Callers add the rest (logger, user
 // agent, metrics hook, transport), so that the daemon, check and replay
 // build their clients alike.
-func AccountOptions(acct config.Account) Options {
-	return Options{
-		BaseURL:   acct.URL,
-		APIKey:    acct.APIKey.Reveal(),
-		RateLimit: acct.RateLimit,
-		Timeout:   acct.Timeout,
-	}
+func AccountOptions(acct Account) Options {
+	o := Options{}
+	o.BaseURL, o.APIKey, o.RateLimit, o.Timeout = acct.ClientSettings()
+	return o
 }
 
 // NewTransport returns the connection pool clients use: kept-alive

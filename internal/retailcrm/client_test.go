@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
@@ -953,13 +952,5 @@ func TestListQueries(t *testing.T) {
 		if q := mustQuery(t, reqs[i].rawQuery); fmt.Sprint(q) != fmt.Sprint(w.q) {
 			t.Errorf("request %d: query %v, want %v", i, q, w.q)
 		}
-	}
-}
-
-func TestAccountOptions(t *testing.T) {
-	acct := config.Account{Name: "acme", URL: "https://acme.example", APIKey: "k", RateLimit: 7, Timeout: 3 * time.Second}
-	o := AccountOptions(acct)
-	if o.BaseURL != acct.URL || o.APIKey != "k" || o.RateLimit != 7 || o.Timeout != 3*time.Second {
-		t.Fatalf("options %+v", o)
 	}
 }

@@ -1,0 +1,150 @@
+package condition
+
+import (
+	"strings"
+
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser/lexer"
+)
+
+// filters maps PipeLang's filters over a list onto expr's predicates.
+var filters = map[string]string{
+	"contains": "any",
+	"every":    "all",
+	"any":      "any",
+	"all":      "all",
+	"none":     "none",
+}
+
+// edit is one replacement of the token pass, in runes of the source.
+type edit struct {
+	from, to int    // the replaced span of the original
+	text     string // what replaces it
+}
+
+// source is an expression after the token pass, with what maps positions
+// in it back to the original.
+type source struct {
+	orig  []rune
+	text  string
+	edits []edit // ascending, not overlapping
+}
+
+// prepare rewrites the forms of PipeLang that expr's grammar lacks:
+//
+//	LIST | contains(item => BODY)  ->  LIST | any({let item = #; BODY})
+//
+// (and every/any/none likewise), and reports `===` and `!==`, which this
+// language does not have, at their position. Other text is left as written,
+// so expr reports every other error.
+func prepare(src string) (*source, *Error) {
+	s := &source{orig: []rune(src)}
+	toks, err := lexer.Lex(file.NewSource(src))
+	if err != nil {
+		// expr's parser reports the same error with its position.
+		s.text = src
+		return s, nil
+	}
+	for i := 0; i+1 < len(toks); i++ {
+		t := toks[i]
+		if t.Is(lexer.Operator, "==") || t.Is(lexer.Operator, "!=") {
+			if n := toks[i+1]; n.Is(lexer.Operator, "=") && n.From == t.To {
+				return nil, s.errorAt(t.From, "strict comparison "+t.Value+"= is not supported: use "+t.Value)
+			}
+		}
+		if !t.Is(lexer.Operator, "|") || i+5 >= len(toks) {
+			continue
+		}
+		name, open, param, eq, gt := toks[i+1], toks[i+2], toks[i+3], toks[i+4], toks[i+5]
+		fn, ok := filters[name.Value]
+		if !ok || (name.Kind != lexer.Identifier && name.Kind != lexer.Operator) || !open.Is(lexer.Bracket, "(") ||
+			param.Kind != lexer.Identifier || !eq.Is(lexer.Operator, "=") || !gt.Is(lexer.Operator, ">") || gt.From != eq.To {
+			continue
+		}
+		closing := matching(toks, i+2)
+		if closing < 0 {
+			continue // unbalanced: expr's parser reports it
+		}
+		s.edits = append(s.edits,
+			edit{name.From, gt.To, fn + "({let " + param.Value + " = #;"},
+			edit{toks[closing].From, toks[closing].From, "}"})
+	}
+	s.apply()
+	return s, nil
+}
+
+// matching returns the index of the bracket that closes toks[open], or -1.
+func matching(toks []lexer.Token, open int) int {
+	depth := 0
+	for j := open; j < len(toks); j++ {
+		switch {
+		case toks[j].Is(lexer.Bracket, "("), toks[j].Is(lexer.Bracket, "["), toks[j].Is(lexer.Bracket, "{"):
+			depth++
+		case toks[j].Is(lexer.Bracket, ")"), toks[j].Is(lexer.Bracket, "]"), toks[j].Is(lexer.Bracket, "}"):
+			depth--
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
+}
+
+func (s *source) apply() {
+	sortEdits(s.edits)
+	var b strings.Builder
+	at := 0
+	for _, e := range s.edits {
+		b.WriteString(string(s.orig[at:e.from]))
+		b.WriteString(e.text)
+		at = e.to
+	}
+	b.WriteString(string(s.orig[at:]))
+	s.text = b.String()
+}
+
+// sortEdits orders edits by position (insertion sort: there are few).
+func sortEdits(es []edit) {
+	for i := 1; i < len(es); i++ {
+		for j := i; j > 0 && es[j].from < es[j-1].from; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+// original maps a rune offset in the rewritten text to one in the
+// original: a position inside a replacement maps to the replaced span's
+// start.
+func (s *source) original(pos int) int {
+	shift := 0
+	for _, e := range s.edits {
+		start := e.from + shift // where the replacement starts in the text
+		n := len([]rune(e.text))
+		if pos < start {
+			break
+		}
+		if pos < start+n {
+			return e.from
+		}
+		shift += n - (e.to - e.from)
+	}
+	return min(max(pos-shift, 0), len(s.orig))
+}
+
+// errorAt is an *Error at a rune offset of the original source.
+func (s *source) errorAt(pos int, msg string) *Error {
+	line, col := 1, 1
+	for _, r := range s.orig[:min(max(pos, 0), len(s.orig))] {
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return &Error{Line: line, Column: col, Msg: msg}
+}
+
+// errorAtText is an *Error at a rune offset of the rewritten text.
+func (s *source) errorAtText(pos int, msg string) *Error {
+	return s.errorAt(s.original(pos), msg)
+}
