@@ -26,8 +26,8 @@ type Save struct {
 // SaveOrder applies a save to an order and appends its entries in the
 // order of Save's fields, one change set. A status change in it is a
 // transition like any other. Fields that would not change write nothing;
-// a payment change on an order without a payment adds one first (its own
-// save). It returns the history ids.
+// a payment change on an order without a payment adds one first, in the
+// same save. It returns the history ids.
 func (a *Account) SaveOrder(orderID int64, s Save) []int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -35,12 +35,14 @@ func (a *Account) SaveOrder(orderID int64, s Save) []int64 {
 }
 
 func (a *Account) save(o *order, s Save) []int64 {
-	if (s.PaymentStatus != "" || s.PaymentAmount != 0) && len(o.Payments) == 0 {
-		a.addPayment(o, s.By)
-	}
 	var es []entry
 	extra := func(x *entryExtra) { es = append(es, entry{order: o, old: noStatus, x: x}) }
 	at := a.tick()
+	if (s.PaymentStatus != "" || s.PaymentAmount != 0) && len(o.Payments) == 0 {
+		p := a.newPayment(o)
+		o.Payments = append(o.Payments, p)
+		extra(&entryExtra{created: true, field: "payments", newValue: mustJSON(map[string]any{"id": p.ID, "type": p.Type}), payment: mustJSON(p)})
+	}
 	if s.Status != "" && s.Status != o.Status {
 		a.mustStatus(s.Status)
 		// The status entry carries the order's status after the save, as
@@ -140,7 +142,8 @@ var cities = []string{"Accra", "Kumasi", "Tamale", "Moscow", "Kazan"}
 // `orders` orders (created first, as RandomWalk does): each changes one to
 // four of the status, manager, delivery cost and city, a custom field,
 // and the first payment's status and amount, made by a user, the API or
-// RetailCRM itself. The draws come from rng, which must not be used
+// RetailCRM itself. A save is never about the order of the entry before
+// it, so saves and change sets are one to one. The draws come from rng, which must not be used
 // concurrently elsewhere.
 func (a *Account) SaveWalk(rng *rand.Rand, orders, saves int) {
 	if len(a.opts.Statuses) < 2 {
@@ -154,6 +157,11 @@ func (a *Account) SaveWalk(rng *rand.Rand, orders, saves int) {
 	}
 	for range saves {
 		o := a.orders[a.live[rng.IntN(len(a.live))]]
+		// Never the order of the entry before: two saves of one order by
+		// one author within a second would read as one change set.
+		for len(a.live) > 1 && len(a.history) > 0 && a.history[len(a.history)-1].order == o {
+			o = a.orders[a.live[rng.IntN(len(a.live))]]
+		}
 		a.save(o, randomSave(rng, a.opts.Statuses, o))
 	}
 }
