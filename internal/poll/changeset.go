@@ -7,6 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser/lexer"
+
 	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/detect"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
@@ -24,11 +27,11 @@ import (
 // budget or a failed request makes the next tick read the whole set again.
 //
 // Two phases, so that a tick fetches orders only for what needs them: a
-// condition is first evaluated over the entries alone; when it does not
-// read `order` its verdict is final. A condition that reads `order` (and
-// every matching set, whose event carries the order) waits for the
-// commit's one orders request, and is evaluated again with the order as
-// the API returns it then.
+// condition that does not name `order` is evaluated over the entries
+// alone, as the set is read, and its verdict is final. A condition that
+// names `order` (and every matching set, whose event carries the order)
+// waits for the commit's one orders request, and is evaluated with the
+// order as the API returns it then.
 //
 // Decided once. A set that made an event, or whose verdict read the order,
 // is recorded (store.SetMark) with the commit that moves the cursor past
@@ -57,8 +60,9 @@ const markSpan = 1000
 
 // hook is a webhook with a condition.
 type hook struct {
-	name string
-	when *condition.Condition
+	name       string
+	when       *condition.Condition
+	readsOrder bool // see readsOrder
 }
 
 // grouper collects adjacent entries into change sets.
@@ -106,22 +110,24 @@ type setCand struct {
 	later   []hook
 }
 
-// decide evaluates the conditions over a set's entries. It returns false
-// when no condition can hold (nothing to fetch or record).
+// decide evaluates the conditions that do not read the order over a set's
+// entries; those that do wait for it. It returns false when no condition
+// can hold (nothing to fetch or record).
 func (p *Poller) decide(set []retailcrm.HistoryEntry, refs condition.Refs) (setCand, bool) {
 	if reason := detect.SetFilter(p.rules, set); reason != "" {
 		return setCand{}, false
 	}
 	sc := setCand{set: set}
-	env := condition.NewEnv(set, nil, refs)
+	var env *condition.Env
 	for _, h := range p.hooks {
-		before := orderRead(env)
-		ok, err := h.when.EvalEnv(env)
-		if before || orderRead(env) {
-			// The verdict may hang on the order: decide with the real one.
+		if h.readsOrder {
 			sc.later = append(sc.later, h)
 			continue
 		}
+		if env == nil {
+			env = condition.NewEnv(set, nil, refs)
+		}
+		ok, err := h.when.EvalEnv(env)
 		switch {
 		case err != nil:
 			p.conditionFailed(h, set, err)
@@ -136,14 +142,21 @@ func (p *Poller) decide(set []retailcrm.HistoryEntry, refs condition.Refs) (setC
 	return sc, true
 }
 
-// orderRead reports whether an expression evaluated over env read the
-// order. An Env that cannot tell is taken to have read it: the verdict
-// then always waits for the order, which is slower, never wrong.
-func orderRead(env *condition.Env) bool {
-	if r, ok := any(env).(interface{ OrderRead() bool }); ok {
-		return r.OrderRead()
+// readsOrder reports whether an expression names `order` (an identifier
+// not after a dot): its verdict may depend on the order. A source the
+// lexer cannot read is taken to read it: slower, never wrong.
+func readsOrder(src string) bool {
+	toks, err := lexer.Lex(file.NewSource(src))
+	if err != nil {
+		return true
 	}
-	return true
+	for i, t := range toks {
+		if t.Kind == lexer.Identifier && t.Value == "order" &&
+			(i == 0 || toks[i-1].Kind != lexer.Operator || toks[i-1].Value != "." && toks[i-1].Value != "?.") {
+			return true
+		}
+	}
+	return false
 }
 
 // finish decides the conditions that read the order, with the order as
