@@ -88,6 +88,7 @@ type Poller struct {
 	notify   func(account string)
 	webhooks []string
 	now      func() time.Time // tests move it to expire look-back marks
+	pageSize int              // history entries a tick asks for per page (pageLimit; tests vary it: 20, 50, 100)
 
 	// Webhook conditions (changeset.go): the webhooks with one, in config
 	// order; statusTo, when some webhook has one, the webhooks status
@@ -142,6 +143,7 @@ func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metr
 		notify:   notify,
 		webhooks: webhooks,
 		now:      time.Now,
+		pageSize: pageLimit,
 
 		polled:      m.PollsTotal.WithLabelValues(acct.Name, "ok"),
 		lastSuccess: m.LastPollSuccess.WithLabelValues(acct.Name),
@@ -233,11 +235,11 @@ func more(pg retailcrm.Pagination) bool {
 	return pg.TotalPageCount > max(pg.CurrentPage, 1)
 }
 
-// drained reports whether a page is the last one: short, or the last page
-// by its pagination (which saves a request when the history ends exactly
-// at a page boundary).
-func drained(page retailcrm.HistoryPage) bool {
-	return len(page.History) < pageLimit || !more(page.Pagination)
+// drained reports whether a page read with limit is the last one: short,
+// or the last page by its pagination (which saves a request when the
+// history ends exactly at a page boundary).
+func drained(page retailcrm.HistoryPage, limit int) bool {
+	return len(page.History) < limit || !more(page.Pagination)
 }
 
 // walk reads history pages from f on, following sinceId, and hands each
@@ -266,7 +268,7 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 			p.anomaly(anomalyNoProgress, "history page does not move past sinceId; retrying next tick", "since_id", f.SinceID)
 			return nil
 		}
-		if drained(page) {
+		if drained(page, f.Limit) {
 			return nil
 		}
 		// sinceId takes over from a date filter; other filters stay.

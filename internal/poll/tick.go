@@ -57,10 +57,10 @@ type tick struct {
 // end, committing on the way, and retires the marks it re-read late enough.
 func (t *tick) run(ctx context.Context) error {
 	p := t.p
-	f := retailcrm.HistoryFilter{SinceID: t.lb.start(t.state.Cursor), Limit: pageLimit}
+	f := retailcrm.HistoryFilter{SinceID: t.lb.start(t.state.Cursor), Limit: p.pageSize}
 	dateStart := !t.state.Initialized && !p.acct.StartTime.IsZero() // start_from: an RFC 3339 time
 	if dateStart {
-		f = retailcrm.HistoryFilter{StartDate: p.acct.StartTime, Location: p.location(), Limit: pageLimit}
+		f = retailcrm.HistoryFilter{StartDate: p.acct.StartTime, Location: p.location(), Limit: p.pageSize}
 	}
 	t.last, t.lastNote = t.committed, t.start
 	if len(p.hooks) > 0 {
@@ -82,8 +82,9 @@ func (t *tick) run(ctx context.Context) error {
 		if err != nil || next <= f.SinceID {
 			return next, err
 		}
-		if drained(page) {
-			// The end of the history: the open change set is complete.
+		if !more(page.Pagination) {
+			// The last page: the open change set is complete. (A short
+			// page that claims more ends the tick with the set held.)
 			if err := t.endSets(ctx, max(t.cursor, next)); err != nil {
 				return 0, err
 			}
@@ -91,7 +92,7 @@ func (t *tick) run(ctx context.Context) error {
 		t.cursor = max(t.cursor, next)
 		f.SinceID = next
 		t.note(page)
-		if t.pages++; t.pages >= max(p.acct.PageBudget, 1) && !drained(page) {
+		if t.pages++; t.pages >= max(p.acct.PageBudget, 1) && !drained(page, f.Limit) {
 			return next, t.commit(ctx, t.cursor, false)
 		}
 		return next, nil

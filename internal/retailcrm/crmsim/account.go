@@ -79,6 +79,8 @@ type Account struct {
 	requests      map[string]int
 	rateLimited   int
 	faults        Faults
+	walkUser      int64            // SaveWalk's last user id: each user save has its own
+	walkBy        map[int64]string // SaveWalk: per order, the author and second of its last save
 }
 
 // keyState tracks one key's requests for the sliding-window rate limit.

@@ -143,7 +143,8 @@ var cities = []string{"Accra", "Kumasi", "Tamale", "Moscow", "Kazan"}
 // four of the status, manager, delivery cost and city, a custom field,
 // and the first payment's status and amount, made by a user, the API or
 // RetailCRM itself. A save is never about the order of the entry before
-// it, so saves and change sets are one to one. The draws come from rng, which must not be used
+// it, and two saves of one order never share their author and second, so
+// saves and change sets are one to one, late commits or not. The draws come from rng, which must not be used
 // concurrently elsewhere.
 func (a *Account) SaveWalk(rng *rand.Rand, orders, saves int) {
 	if len(a.opts.Statuses) < 2 {
@@ -162,7 +163,26 @@ func (a *Account) SaveWalk(rng *rand.Rand, orders, saves int) {
 		for len(a.live) > 1 && len(a.history) > 0 && a.history[len(a.history)-1].order == o {
 			o = a.orders[a.live[rng.IntN(len(a.live))]]
 		}
-		a.save(o, randomSave(rng, a.opts.Statuses, o))
+		s := randomSave(rng, a.opts.Statuses, o)
+		// Two saves of one order by one author within a second read as one
+		// change set when the entries between them are not visible yet:
+		// users are told apart by id, and the API or RetailCRM itself never
+		// saves an order twice within a second.
+		at := a.now()
+		if at.Before(a.lastAt) {
+			at = a.lastAt
+		}
+		by := s.By.Source + s.By.APIKey + "@" + at.Truncate(time.Second).String()
+		if a.walkBy == nil {
+			a.walkBy = map[int64]string{}
+		}
+		if s.By.Source == "" || a.walkBy[o.ID] == by {
+			a.walkUser++
+			s.By = Change{UserID: 100000 + a.walkUser}
+		} else {
+			a.walkBy[o.ID] = by
+		}
+		a.save(o, s)
 	}
 }
 
