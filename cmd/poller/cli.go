@@ -33,6 +33,7 @@ func commands() []command {
 		{"status", "-config FILE", "per account: cursor, last poll, pending, dead", cmdStatus},
 		{"dlq", "list|retry|drop -config FILE [-account A] [EVENT_ID...]", "inspect, retry or drop dead letters", cmdDLQ},
 		{"replay", replayArgs, "send an account's transitions of a past window again", cmdReplay},
+		{"when", whenArgs, "show the change sets of an account's recent history a condition holds for (read-only)", cmdWhen},
 		{"compact", "-config FILE", "give the space freed by delivered events back to the file system (daemon stopped)", cmdCompact},
 		{"send-test", "-config FILE -account A", "send one synthetic event to the account's webhooks", cmdSendTest},
 		{"demo", "[-duration D]", "simulator + daemon + receiver in one process", cmdDemo},
