@@ -21,7 +21,7 @@ func changedEvent() event.Event {
 			{HistoryID: 7051, Field: "delivery_address.city", OldValue: json.RawMessage(`null`), NewValue: json.RawMessage(`"Kumasi"`)},
 		},
 		Source: "user", User: json.RawMessage(`{"id":12}`),
-		Order:  json.RawMessage(`{"id":4242,"totalSumm":1500.5}`),
+		Order: json.RawMessage(`{"id":4242,"totalSumm":1500.5}`),
 	}
 }
 
