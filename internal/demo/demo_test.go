@@ -115,7 +115,7 @@ func TestDescribe(t *testing.T) {
 		{"order.changed", receiver.Delivery{Path: "/hooks/ghana-paid", ContentType: "application/json",
 			Body: []byte(`{"type":"order.changed","change":{"oldValue":"","newValue":""},"order":{"number":"6A"}}`)},
 			[4]string{"ghana", "6A", "payment", "paid"}},
-				{"broken json", receiver.Delivery{Path: "/hooks/ghana", ContentType: "application/json", Body: []byte(`{`)},
+		{"broken json", receiver.Delivery{Path: "/hooks/ghana", ContentType: "application/json", Body: []byte(`{`)},
 			[4]string{"ghana", "?", "?", "?"}},
 		{"form", receiver.Delivery{Path: "/hooks/kenya", ContentType: "application/x-www-form-urlencoded",
 			Body: []byte(q.Encode())}, [4]string{"kenya", "7A", "new", "approved"}},
