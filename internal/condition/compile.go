@@ -213,6 +213,10 @@ func (r *rewriter) predicate(n ast.Node, scope []string) ast.Node {
 }
 
 func (r *rewriter) binary(n *ast.BinaryNode, scope []string) ast.Node {
+	if n.Operator == "==" || n.Operator == "!=" {
+		r.noteFieldName(n.Left, n.Right)
+		r.noteFieldName(n.Right, n.Left)
+	}
 	left, right := r.node(n.Left, scope), r.node(n.Right, scope)
 	switch n.Operator {
 	case "and", "&&", "or", "||":
@@ -276,6 +280,18 @@ func (r *rewriter) date(n ast.Node, args []ast.Node, scope []string) ast.Node {
 		}
 	}
 	return call(fnDate, r.node(args[0], scope))
+}
+
+// noteFieldName records the field name compared with a filter item's
+// fieldName, as in item.fieldName == "payments.status".
+func (r *rewriter) noteFieldName(member, literal ast.Node) {
+	m, ok := member.(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	if p, ok := m.Property.(*ast.StringNode); ok && p.Value == "fieldName" {
+		r.noteField("newValue", []ast.Node{literal})
+	}
 }
 
 // noteField records a history field name, given as a literal to one of
