@@ -3,6 +3,7 @@ package condition
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
@@ -62,6 +63,10 @@ func compile(src string) (*Condition, error) {
 func (s *source) exprError(err error) *Error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		if strings.HasPrefix(fe.Message, "unexpected token EOF") {
+			// expr places the end at the last character.
+			return s.errorAt(len(s.orig), "the expression ends too early")
+		}
 		return s.errorAtText(fe.From, fe.Message)
 	}
 	return &Error{Line: 1, Column: 1, Msg: err.Error()}
