@@ -29,7 +29,8 @@ const (
 		{"id": 11, "createdAt": "2026-12-01 10:00:00", "source": "user", "field": "status", "oldValue": {"code": "new"}, "newValue": {"code": "complete"}, "order": {"id": 5, "site": "s1", "status": "complete"}},
 		{"id": 12, "createdAt": "2026-12-01 10:00:00", "source": "user", "field": "payments.status", "oldValue": {"code": "not-paid"}, "newValue": {"code": "paid"}, "order": {"id": 5, "site": "s1", "status": "complete"}, "payment": {"id": 3}},
 		{"id": 13, "createdAt": "2026-12-01 10:00:00", "source": "user", "field": "delivery_date", "oldValue": null, "newValue": "2000-01-01", "order": {"id": 5, "site": "s1", "status": "complete"}}]`
-	paidOrder = `{"id": 5, "site": "s1", "status": "complete", "orderType": "eshop-legal", "phone": "+74951111111",
+	paidOrder = `{"id": 5, "site": "s1", "status": "complete", "orderType": "eshop-legal", "phone": "+74951111111", "totalSumm": 1600,
+		"payments": {"3": {"id": 3, "status": "paid", "type": "cash", "amount": 1600}}, "source": {"source": "yandex"},
 		"delivery": {"code": "russian-post", "cost": 100, "address": {"city": "Moscow"}}, "customFields": {"track": "A1"}}`
 )
 
