@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -32,6 +33,7 @@ func TestSemantics(t *testing.T) {
 		{`order.totalSumm > 1000 ? order.phone != "" : false`, true},
 		{`order.totalSumm and not order.missing and order.source.sourceName == "yandex"`, true},
 		{`changeSet | every(i => i.created == false)`, true},
+		{`order.firstName == "Ама" or changeSet | contains(i => i.fieldName == "status") and "é" != "e"`, true},
 		// A filter binds tighter than any operator, as in PipeLang.
 		{`order.totalSumm > 0 and changeSet | contains(i => i.fieldName == "status")`, true},
 		{`not changeSet | contains(i => i.fieldName == "manager") and (changeSet) | any(i => i.deleted == false)`, true},
@@ -119,4 +121,26 @@ func TestDocumentedConditions(t *testing.T) {
 			t.Errorf("%s: %v", src, err)
 		}
 	}
+}
+
+// TestConcurrentEval: one Condition serves many goroutines, each with its
+// own Env (run with -race).
+func TestConcurrentEval(t *testing.T) {
+	c, err := Compile(`changeSet | contains(i => i.fieldName == "status") and order.status.group.code == "complete"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := entries(t, paidSet)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if ok, err := c.EvalEnv(NewEnv(set, json.RawMessage(paidOrder), testRefs)); !ok || err != nil {
+					t.Errorf("got %v, %v", ok, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
