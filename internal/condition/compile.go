@@ -168,6 +168,9 @@ func (r *rewriter) rewrite(n ast.Node, scope []string) ast.Node {
 			return r.fail(n, "operator ?. is not supported")
 		}
 		if p, ok := n.Property.(*ast.StringNode); ok && !n.Method {
+			if isChangeSet(n.Node) {
+				return r.fail(n, "changeSet has no property %s (%s)", p.Value, changeSetMethods)
+			}
 			return call(fnGet, obj, str(p.Value))
 		}
 		return call(fnIndex, obj, r.node(n.Property, scope))
@@ -264,6 +267,13 @@ func (r *rewriter) call(n *ast.CallNode, scope []string) ast.Node {
 		if !ok || c.Optional {
 			break
 		}
+		if isChangeSet(c.Node) {
+			if want, ok := changeSetArity[p.Value]; !ok {
+				return r.fail(n, "changeSet has no method %s (%s)", p.Value, changeSetMethods)
+			} else if len(n.Arguments) != want {
+				return r.fail(n, "%s takes %s", p.Value, map[int]string{0: "no arguments", 1: "one argument, a field name"}[want])
+			}
+		}
 		r.noteField(p.Value, n.Arguments)
 		args = append(args, r.node(c.Node, scope), str(p.Value))
 		for _, a := range n.Arguments {
@@ -272,6 +282,21 @@ func (r *rewriter) call(n *ast.CallNode, scope []string) ast.Node {
 		return call(fnCall, args...)
 	}
 	return r.fail(n, "this call is not supported: %s", n.String())
+}
+
+// changeSetArity are changeSet's methods and their argument counts.
+var changeSetArity = map[string]int{
+	"isCreate": 0, "isUpdate": 0, "isDelete": 0,
+	"hasChangedField": 1, "newValue": 1, "oldValue": 1, "getNewValue": 1, "getOldValue": 1,
+}
+
+const changeSetMethods = "its methods: hasChangedField, newValue, oldValue, getNewValue, getOldValue, isCreate, isUpdate, isDelete"
+
+// isChangeSet tells the variable changeSet itself, whose methods are known
+// when the expression is compiled.
+func isChangeSet(n ast.Node) bool {
+	id, ok := n.(*ast.IdentifierNode)
+	return ok && id.Value == "changeSet"
 }
 
 // date is date("01.01.2000"); a literal date is checked here.

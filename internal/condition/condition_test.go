@@ -72,6 +72,19 @@ func TestCompileErrors(t *testing.T) {
 		src          string
 		line, column int
 	}{
+		{`changeSet | filter(i => i.x)`, 1, 13},
+		{`changeSet | length`, 1, 13},
+		{`changeSet.isCreate() # creation`, 1, 22},
+		{`changeSet.nope("x")`, 1, 11},
+		{`changeSet.hasChangedField()`, 1, 11},
+		{`changeSet.isCreate(1)`, 1, 11},
+		{`order.status.code == "new" and changeSet.getNewValue`, 1, 42},
+		{`changeSet.newValue("status").code == "new" and`, 1, 47},
+		{`date("2000-13-45") == order.createdAt`, 1, 6},
+		{`order.phone matches "/(/"`, 1, 21},
+		{`order.phone matches "/a/x"`, 1, 21},
+		{`len(order.items) > 1`, 1, 1},
+		{`order?.status`, 1, 8},
 		{`foo == 1`, 1, 1},
 		{"changeSet.hasChangedField(\"status\") and\n  bar", 2, 3},
 		{`changeSet.newValue("status") === "new"`, 1, 30},

@@ -53,7 +53,7 @@ func get(x any, name string) (any, error) {
 	case nil:
 		return nil, fmt.Errorf("cannot read .%s of null", name)
 	case *changeSet:
-		return nil, fmt.Errorf("changeSet has no property %s (its methods: hasChangedField, newValue, oldValue, isCreate, isUpdate, isDelete)", name)
+		return nil, fmt.Errorf("changeSet has no property %s (%s)", name, changeSetMethods)
 	case *change:
 		switch name {
 		case "fieldName", "field":
@@ -201,7 +201,7 @@ func (cs *changeSet) call(method string, args []any) (any, error) {
 		}
 		return cs.value(field, false), nil
 	}
-	return nil, fmt.Errorf("changeSet has no method %s (its methods: hasChangedField, newValue, oldValue, getNewValue, getOldValue, isCreate, isUpdate, isDelete)", method)
+	return nil, fmt.Errorf("changeSet has no method %s (%s)", method, changeSetMethods)
 }
 
 func oneString(method string, args []any) (string, error) {

@@ -1,6 +1,7 @@
 package condition
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/file"
@@ -56,7 +57,18 @@ func prepare(src string) (*source, *Error) {
 				return nil, s.errorAt(t.From, "strict comparison "+t.Value+"= is not supported: use "+t.Value)
 			}
 		}
-		if !t.Is(lexer.Operator, "|") || i+5 >= len(toks) {
+		if t.Is(lexer.Operator, "#") {
+			return nil, s.errorAt(t.From, "# is not part of the language (RetailCRM's documentation uses it for notes): remove it and what follows")
+		}
+		if !t.Is(lexer.Operator, "|") {
+			continue
+		}
+		if name := toks[i+1]; name.Kind == lexer.Identifier || name.Kind == lexer.Operator {
+			if _, ok := filters[name.Value]; !ok {
+				return nil, s.errorAt(name.From, "filter "+strconv.Quote(name.Value)+" is not supported: the filters are contains, every, any and none, as in LIST | contains(x => CONDITION)")
+			}
+		}
+		if i+5 >= len(toks) {
 			continue
 		}
 		name, open, param, eq, gt := toks[i+1], toks[i+2], toks[i+3], toks[i+4], toks[i+5]
