@@ -111,3 +111,36 @@ accounts:
 		t.Errorf("empty when: error %v", err)
 	}
 }
+
+// FuzzWhenPosition: whatever YAML writes after when:, loading never
+// panics, and every error about it points at a line of the file.
+func FuzzWhenPosition(f *testing.F) {
+	for _, v := range []string{
+		`changeSet.hasChangedField("status") and bogus`, `'order.phone == ''+7'' and bogus'`,
+		`"changeSet.newValue(\"status\") and \n bogus"`, "|\n          a and\n            bogus", ">-\n          a\n\n          and (",
+		"changeSet\n          and bogus", `"\u00e9\t" == x`, "${COND}", `[a, b]`, `{a: b}`, `"\\" and x`,
+	} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		data := minimal + "        when: " + value + "\n"
+		_, err := Parse("c.yaml", []byte(data), env(map[string]string{"COND": "bogus"}))
+		lines := strings.Count(data, "\n") + 1
+		var ce *Error
+		for _, e := range unwrapAll(err) {
+			if errors.As(e, &ce) && (ce.Line < 0 || ce.Line > lines) {
+				t.Fatalf("%q: error at line %d of %d: %v", value, ce.Line, lines, e)
+			}
+		}
+	})
+}
+
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
