@@ -55,7 +55,7 @@ func compile(src string) (*Condition, error) {
 	if err != nil {
 		return nil, s.exprError(err)
 	}
-	return &Condition{src: src, program: program, unknown: r.unknown}, nil
+	return &Condition{src: src, program: program, unknown: r.unknown, readsOrder: r.readsOrder}, nil
 }
 
 // exprError turns an error of expr's parser or checker into an *Error at
@@ -91,9 +91,10 @@ func newConfig() *conf.Config {
 // rewriter maps expr's tree onto this package's functions; it accepts
 // only the nodes of the language and reports the first other one.
 type rewriter struct {
-	src     *source
-	err     *Error
-	unknown []string
+	src        *source
+	err        *Error
+	unknown    []string
+	readsOrder bool // the tree names the variable order
 }
 
 func (r *rewriter) fail(n ast.Node, format string, args ...any) ast.Node {
@@ -132,8 +133,16 @@ func (r *rewriter) rewrite(n ast.Node, scope []string) ast.Node {
 	case *ast.NilNode, *ast.BoolNode, *ast.IntegerNode, *ast.FloatNode, *ast.StringNode, *ast.PointerNode:
 		return n
 	case *ast.IdentifierNode:
+		for _, v := range scope { // a filter's parameter
+			if v == n.Value {
+				return n
+			}
+		}
 		switch n.Value {
-		case "changeSet", "order":
+		case "order":
+			r.readsOrder = true
+			return n
+		case "changeSet":
 			return n
 		case "null", "NULL":
 			return &ast.NilNode{}
@@ -141,11 +150,6 @@ func (r *rewriter) rewrite(n ast.Node, scope []string) ast.Node {
 			return &ast.BoolNode{Value: true}
 		case "FALSE":
 			return &ast.BoolNode{Value: false}
-		}
-		for _, v := range scope {
-			if v == n.Value {
-				return n
-			}
 		}
 		return r.fail(n, "unknown name %s (the names are changeSet and order)", n.Value)
 	case *ast.UnaryNode:
