@@ -3,6 +3,7 @@ package condition
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
@@ -54,7 +55,7 @@ func compile(src string) (*Condition, error) {
 	if err != nil {
 		return nil, s.exprError(err)
 	}
-	return &Condition{src: src, program: program, unknown: r.unknown}, nil
+	return &Condition{src: src, program: program, unknown: r.unknown, readsOrder: r.readsOrder}, nil
 }
 
 // exprError turns an error of expr's parser or checker into an *Error at
@@ -62,6 +63,10 @@ func compile(src string) (*Condition, error) {
 func (s *source) exprError(err error) *Error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		if strings.HasPrefix(fe.Message, "unexpected token EOF") {
+			// expr places the end at the last character.
+			return s.errorAt(len(s.orig), "the expression ends too early")
+		}
 		return s.errorAtText(fe.From, fe.Message)
 	}
 	return &Error{Line: 1, Column: 1, Msg: err.Error()}
@@ -86,9 +91,10 @@ func newConfig() *conf.Config {
 // rewriter maps expr's tree onto this package's functions; it accepts
 // only the nodes of the language and reports the first other one.
 type rewriter struct {
-	src     *source
-	err     *Error
-	unknown []string
+	src        *source
+	err        *Error
+	unknown    []string
+	readsOrder bool // the tree names the variable order
 }
 
 func (r *rewriter) fail(n ast.Node, format string, args ...any) ast.Node {
@@ -127,8 +133,16 @@ func (r *rewriter) rewrite(n ast.Node, scope []string) ast.Node {
 	case *ast.NilNode, *ast.BoolNode, *ast.IntegerNode, *ast.FloatNode, *ast.StringNode, *ast.PointerNode:
 		return n
 	case *ast.IdentifierNode:
+		for _, v := range scope { // a filter's parameter
+			if v == n.Value {
+				return n
+			}
+		}
 		switch n.Value {
-		case "changeSet", "order":
+		case "order":
+			r.readsOrder = true
+			return n
+		case "changeSet":
 			return n
 		case "null", "NULL":
 			return &ast.NilNode{}
@@ -136,11 +150,6 @@ func (r *rewriter) rewrite(n ast.Node, scope []string) ast.Node {
 			return &ast.BoolNode{Value: true}
 		case "FALSE":
 			return &ast.BoolNode{Value: false}
-		}
-		for _, v := range scope {
-			if v == n.Value {
-				return n
-			}
 		}
 		return r.fail(n, "unknown name %s (the names are changeSet and order)", n.Value)
 	case *ast.UnaryNode:
@@ -163,6 +172,9 @@ func (r *rewriter) rewrite(n ast.Node, scope []string) ast.Node {
 			return r.fail(n, "operator ?. is not supported")
 		}
 		if p, ok := n.Property.(*ast.StringNode); ok && !n.Method {
+			if isChangeSet(n.Node) {
+				return r.fail(n, "changeSet has no property %s (%s)", p.Value, changeSetMethods)
+			}
 			return call(fnGet, obj, str(p.Value))
 		}
 		return call(fnIndex, obj, r.node(n.Property, scope))
@@ -213,6 +225,10 @@ func (r *rewriter) predicate(n ast.Node, scope []string) ast.Node {
 }
 
 func (r *rewriter) binary(n *ast.BinaryNode, scope []string) ast.Node {
+	if n.Operator == "==" || n.Operator == "!=" {
+		r.noteFieldName(n.Left, n.Right)
+		r.noteFieldName(n.Right, n.Left)
+	}
 	left, right := r.node(n.Left, scope), r.node(n.Right, scope)
 	switch n.Operator {
 	case "and", "&&", "or", "||":
@@ -255,6 +271,13 @@ func (r *rewriter) call(n *ast.CallNode, scope []string) ast.Node {
 		if !ok || c.Optional {
 			break
 		}
+		if isChangeSet(c.Node) {
+			if want, ok := changeSetArity[p.Value]; !ok {
+				return r.fail(n, "changeSet has no method %s (%s)", p.Value, changeSetMethods)
+			} else if len(n.Arguments) != want {
+				return r.fail(n, "%s takes %s", p.Value, map[int]string{0: "no arguments", 1: "one argument, a field name"}[want])
+			}
+		}
 		r.noteField(p.Value, n.Arguments)
 		args = append(args, r.node(c.Node, scope), str(p.Value))
 		for _, a := range n.Arguments {
@@ -263,6 +286,21 @@ func (r *rewriter) call(n *ast.CallNode, scope []string) ast.Node {
 		return call(fnCall, args...)
 	}
 	return r.fail(n, "this call is not supported: %s", n.String())
+}
+
+// changeSetArity are changeSet's methods and their argument counts.
+var changeSetArity = map[string]int{
+	"isCreate": 0, "isUpdate": 0, "isDelete": 0,
+	"hasChangedField": 1, "newValue": 1, "oldValue": 1, "getNewValue": 1, "getOldValue": 1,
+}
+
+const changeSetMethods = "its methods: hasChangedField, newValue, oldValue, getNewValue, getOldValue, isCreate, isUpdate, isDelete"
+
+// isChangeSet tells the variable changeSet itself, whose methods are known
+// when the expression is compiled.
+func isChangeSet(n ast.Node) bool {
+	id, ok := n.(*ast.IdentifierNode)
+	return ok && id.Value == "changeSet"
 }
 
 // date is date("01.01.2000"); a literal date is checked here.
@@ -276,6 +314,18 @@ func (r *rewriter) date(n ast.Node, args []ast.Node, scope []string) ast.Node {
 		}
 	}
 	return call(fnDate, r.node(args[0], scope))
+}
+
+// noteFieldName records the field name compared with a filter item's
+// fieldName, as in item.fieldName == "payments.status".
+func (r *rewriter) noteFieldName(member, literal ast.Node) {
+	m, ok := member.(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	if p, ok := m.Property.(*ast.StringNode); ok && p.Value == "fieldName" {
+		r.noteField("newValue", []ast.Node{literal})
+	}
 }
 
 // noteField records a history field name, given as a literal to one of

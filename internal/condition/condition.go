@@ -44,9 +44,10 @@ type Refs interface {
 
 // Condition is a compiled expression; it is safe for concurrent use.
 type Condition struct {
-	src     string
-	program *vm.Program
-	unknown []string
+	src        string
+	program    *vm.Program
+	unknown    []string
+	readsOrder bool
 }
 
 // Compile compiles a webhook's `when` expression once, at config load.
@@ -81,10 +82,7 @@ func (c *Condition) EvalEnv(env *Env) (ok bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: %s", ErrEval, runtimeMessage(err))
 	}
-	b, isBool := out.(bool)
-	if !isBool {
-		return false, fmt.Errorf("%w: result is %s, not true or false", ErrEval, typeName(out))
-	}
+	b, _ := out.(bool) // the tree's root is _bool(...)
 	return b, nil
 }
 
@@ -92,6 +90,11 @@ func (c *Condition) EvalEnv(env *Env) (ok bool, err error) {
 // are not fields of RetailCRM's order history (a warning: a typo never
 // matches), in the order they appear.
 func (c *Condition) UnknownFields() []string { return append([]string(nil), c.unknown...) }
+
+// ReadsOrder reports whether the expression names `order`: if not, its
+// verdict depends on the change set's entries alone, and Eval never reads
+// the order passed to it.
+func (c *Condition) ReadsOrder() bool { return c.readsOrder }
 
 // String returns the source as written.
 func (c *Condition) String() string { return c.src }

@@ -29,7 +29,8 @@ const (
 		{"id": 11, "createdAt": "2026-12-01 10:00:00", "source": "user", "field": "status", "oldValue": {"code": "new"}, "newValue": {"code": "complete"}, "order": {"id": 5, "site": "s1", "status": "complete"}},
 		{"id": 12, "createdAt": "2026-12-01 10:00:00", "source": "user", "field": "payments.status", "oldValue": {"code": "not-paid"}, "newValue": {"code": "paid"}, "order": {"id": 5, "site": "s1", "status": "complete"}, "payment": {"id": 3}},
 		{"id": 13, "createdAt": "2026-12-01 10:00:00", "source": "user", "field": "delivery_date", "oldValue": null, "newValue": "2000-01-01", "order": {"id": 5, "site": "s1", "status": "complete"}}]`
-	paidOrder = `{"id": 5, "site": "s1", "status": "complete", "orderType": "eshop-legal", "phone": "+74951111111",
+	paidOrder = `{"id": 5, "site": "s1", "status": "complete", "orderType": "eshop-legal", "phone": "+74951111111", "totalSumm": 1600,
+		"payments": {"3": {"id": 3, "status": "paid", "type": "cash", "amount": 1600}}, "source": {"source": "yandex"},
 		"delivery": {"code": "russian-post", "cost": 100, "address": {"city": "Moscow"}}, "customFields": {"track": "A1"}}`
 )
 
@@ -71,6 +72,19 @@ func TestCompileErrors(t *testing.T) {
 		src          string
 		line, column int
 	}{
+		{`changeSet | filter(i => i.x)`, 1, 13},
+		{`changeSet | length`, 1, 13},
+		{`changeSet.isCreate() # creation`, 1, 22},
+		{`changeSet.nope("x")`, 1, 11},
+		{`changeSet.hasChangedField()`, 1, 11},
+		{`changeSet.isCreate(1)`, 1, 11},
+		{`order.status.code == "new" and changeSet.getNewValue`, 1, 42},
+		{`changeSet.newValue("status").code == "new" and`, 1, 47},
+		{`date("2000-13-45") == order.createdAt`, 1, 6},
+		{`order.phone matches "/(/"`, 1, 21},
+		{`order.phone matches "/a/x"`, 1, 21},
+		{`len(order.items) > 1`, 1, 1},
+		{`order?.status`, 1, 8},
 		{`foo == 1`, 1, 1},
 		{"changeSet.hasChangedField(\"status\") and\n  bar", 2, 3},
 		{`changeSet.newValue("status") === "new"`, 1, 30},
@@ -97,6 +111,33 @@ func TestEvalErrors(t *testing.T) {
 		}
 		if _, err := c.Eval(set, nil, statuses{}); !errors.Is(err, ErrEval) {
 			t.Errorf("%s: error %v, want ErrEval", src, err)
+		}
+	}
+}
+
+func TestReadsOrder(t *testing.T) {
+	for src, want := range map[string]bool{
+		`changeSet.hasChangedField("status")`:                                 false,
+		`changeSet.newValue("status").code == "order"`:                        false,
+		`changeSet | contains(i => i.fieldName == "x" and order.site == "s")`: true,
+		`order.getDeliveryType()`:                                             true,
+	} {
+		c, err := Compile(src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if c.ReadsOrder() != want {
+			t.Errorf("%s: ReadsOrder %v, want %v", src, c.ReadsOrder(), want)
+		}
+		// An expression that does not read the order decides the same
+		// without it, whatever order is passed.
+		if !want {
+			set := entries(t, paidSet)
+			a, errA := c.Eval(set, json.RawMessage(paidOrder), testRefs)
+			b, errB := c.Eval(set, json.RawMessage(`{"status": 5, "delivery": []}`), testRefs)
+			if a != b || (errA == nil) != (errB == nil) {
+				t.Errorf("%s: the order changed the verdict", src)
+			}
 		}
 	}
 }

@@ -53,7 +53,7 @@ func get(x any, name string) (any, error) {
 	case nil:
 		return nil, fmt.Errorf("cannot read .%s of null", name)
 	case *changeSet:
-		return nil, fmt.Errorf("changeSet has no property %s (its methods: hasChangedField, newValue, oldValue, isCreate, isUpdate, isDelete)", name)
+		return nil, fmt.Errorf("changeSet has no property %s (%s)", name, changeSetMethods)
 	case *change:
 		switch name {
 		case "fieldName", "field":
@@ -74,6 +74,10 @@ func get(x any, name string) (any, error) {
 		return x.get(name)
 	case map[string]any:
 		return (*Env)(nil).wrap(x[name], ""), nil // a plain object holds no status
+	case []any:
+		if len(x) == 0 { // PHP's empty object: "customFields": []
+			return nil, nil
+		}
 	}
 	return nil, fmt.Errorf("cannot read .%s of a %s", name, typeName(x))
 }
@@ -91,12 +95,36 @@ func (o *orderObject) get(name string) any {
 		}
 		return o.env.wrap(v, "")
 	}
-	if name == "anyPhone" {
+	switch name {
+	case "anyPhone": // the phone, else the additional one
 		if p, _ := m["phone"].(string); p != "" {
 			return p
 		}
 		p, _ := m["additionalPhone"].(string)
 		return p
+	case "quantity": // of all items
+		items, _ := m["items"].([]any)
+		total := 0.0
+		for _, it := range items {
+			im, _ := it.(map[string]any)
+			if q, ok := number(im["quantity"]); ok {
+				total += q
+			}
+		}
+		return total
+	case "source": // the API's source.source is PipeLang's source.sourceName
+		src, ok := m["source"].(map[string]any)
+		if !ok {
+			return o.env.wrap(m["source"], "")
+		}
+		withName := make(map[string]any, len(src)+1)
+		for k, v := range src {
+			withName[k] = v
+		}
+		if _, set := withName["sourceName"]; !set {
+			withName["sourceName"] = src["source"]
+		}
+		return withName
 	}
 	return o.env.wrap(m[name], "")
 }
@@ -173,7 +201,7 @@ func (cs *changeSet) call(method string, args []any) (any, error) {
 		}
 		return cs.value(field, false), nil
 	}
-	return nil, fmt.Errorf("changeSet has no method %s (its methods: hasChangedField, newValue, oldValue, getNewValue, getOldValue, isCreate, isUpdate, isDelete)", method)
+	return nil, fmt.Errorf("changeSet has no method %s (%s)", method, changeSetMethods)
 }
 
 func oneString(method string, args []any) (string, error) {

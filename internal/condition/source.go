@@ -1,6 +1,7 @@
 package condition
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/file"
@@ -32,11 +33,15 @@ type source struct {
 
 // prepare rewrites the forms of PipeLang that expr's grammar lacks:
 //
-//	LIST | contains(item => BODY)  ->  LIST | any({let item = #; BODY})
+//	LIST | contains(item => BODY)  ->  any(LIST, {let item = #; BODY})
 //
 // (and every/any/none likewise), and reports `===` and `!==`, which this
-// language does not have, at their position. Other text is left as written,
-// so expr reports every other error.
+// language does not have, at their position. LIST is the operand just
+// before the `|` (a name with its members, calls and indexes), since a
+// PipeLang filter binds tighter than any operator, where expr's `|` binds
+// looser: `a and changeSet | contains(...)` filters changeSet, not
+// `a and changeSet`. Other text is left as written, so expr reports every
+// other error.
 func prepare(src string) (*source, *Error) {
 	s := &source{orig: []rune(src)}
 	toks, err := lexer.Lex(file.NewSource(src))
@@ -52,7 +57,18 @@ func prepare(src string) (*source, *Error) {
 				return nil, s.errorAt(t.From, "strict comparison "+t.Value+"= is not supported: use "+t.Value)
 			}
 		}
-		if !t.Is(lexer.Operator, "|") || i+5 >= len(toks) {
+		if t.Is(lexer.Operator, "#") {
+			return nil, s.errorAt(t.From, "# is not part of the language (RetailCRM's documentation uses it for notes): remove it and what follows")
+		}
+		if !t.Is(lexer.Operator, "|") {
+			continue
+		}
+		if name := toks[i+1]; name.Kind == lexer.Identifier || name.Kind == lexer.Operator {
+			if _, ok := filters[name.Value]; !ok {
+				return nil, s.errorAt(name.From, "filter "+strconv.Quote(name.Value)+" is not supported: the filters are contains, every, any and none, as in LIST | contains(x => CONDITION)")
+			}
+		}
+		if i+5 >= len(toks) {
 			continue
 		}
 		name, open, param, eq, gt := toks[i+1], toks[i+2], toks[i+3], toks[i+4], toks[i+5]
@@ -62,15 +78,66 @@ func prepare(src string) (*source, *Error) {
 			continue
 		}
 		closing := matching(toks, i+2)
-		if closing < 0 {
-			continue // unbalanced: expr's parser reports it
+		start := operandStart(toks, i-1)
+		if closing < 0 || start < 0 {
+			continue // unbalanced, or no operand: expr's parser reports it
 		}
 		s.edits = append(s.edits,
-			edit{name.From, gt.To, fn + "({let " + param.Value + " = #;"},
+			edit{toks[start].From, toks[start].From, fn + "("},
+			edit{t.From, gt.To, ", {let " + param.Value + " = #;"},
 			edit{toks[closing].From, toks[closing].From, "}"})
 	}
 	s.apply()
 	return s, nil
+}
+
+// operandStart returns the index of the first token of the operand that
+// ends at toks[end]: a name, literal or bracketed group, with the members
+// (.name), calls and indexes that follow it; -1 if there is none.
+func operandStart(toks []lexer.Token, end int) int {
+	j := end
+	for j >= 0 {
+		t := toks[j]
+		switch {
+		case t.Is(lexer.Bracket, ")") || t.Is(lexer.Bracket, "]"):
+			open := matchingBack(toks, j)
+			if open < 0 {
+				return -1
+			}
+			j = open
+			if j > 0 && (toks[j-1].Kind == lexer.Identifier || toks[j-1].Is(lexer.Bracket, ")") || toks[j-1].Is(lexer.Bracket, "]")) {
+				j-- // a call's callee, or what is indexed
+				continue
+			}
+		case t.Kind == lexer.Identifier || t.Kind == lexer.String || t.Kind == lexer.Number:
+		default:
+			return -1
+		}
+		if j >= 2 && toks[j-1].Is(lexer.Operator, ".") {
+			j -= 2 // a member: go on with what it belongs to
+			continue
+		}
+		return j
+	}
+	return -1
+}
+
+// matchingBack returns the index of the bracket that opens toks[closing],
+// or -1.
+func matchingBack(toks []lexer.Token, closing int) int {
+	depth := 0
+	for j := closing; j >= 0; j-- {
+		switch {
+		case toks[j].Is(lexer.Bracket, ")"), toks[j].Is(lexer.Bracket, "]"), toks[j].Is(lexer.Bracket, "}"):
+			depth++
+		case toks[j].Is(lexer.Bracket, "("), toks[j].Is(lexer.Bracket, "["), toks[j].Is(lexer.Bracket, "{"):
+			depth--
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
 }
 
 // matching returns the index of the bracket that closes toks[open], or -1.

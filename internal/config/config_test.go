@@ -565,6 +565,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(strings.Replace(minimal, "api_key: key", "api_key: ${GHANA_API_KEY", 1)))
 	f.Add([]byte(strings.Replace(minimal, "api_key: key", "api_key_file: keys/ghana.key\n    api_key: key", 1)))
 	f.Add([]byte("accounts:\n\t- name: x\n"))
+	f.Add([]byte(minimal + "        when: |\n          changeSet.hasChangedField(\"status\")\n            and bogus\n"))
+	f.Add([]byte(minimal + "        when: 'order.phone == ''+7'' and changeSet | contains(i => i.fieldName == \"x\")'\n"))
 	f.Add([]byte("\xef\xbb\xbfaccounts: \xff\n"))
 	lookup := env(validEnv)
 	const path = "testdata/fuzz.yaml"

@@ -123,9 +123,6 @@ func valuePosition(data []byte, f field[string], line, col int) (fileLine, fileC
 		i++
 	}
 	if i == target { // just past the end of the value
-		if r, ok := next(); ok && r != '\n' {
-			return l, c - 1, true
-		}
 		return l, c, true
 	}
 	return 0, 0, false
