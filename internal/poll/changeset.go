@@ -7,9 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/expr-lang/expr/file"
-	"github.com/expr-lang/expr/parser/lexer"
-
 	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/detect"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
@@ -60,9 +57,8 @@ const markSpan = 1000
 
 // hook is a webhook with a condition.
 type hook struct {
-	name       string
-	when       *condition.Condition
-	readsOrder bool // see readsOrder
+	name string
+	when *condition.Condition
 }
 
 // grouper collects adjacent entries into change sets.
@@ -120,7 +116,7 @@ func (p *Poller) decide(set []retailcrm.HistoryEntry, refs condition.Refs) (setC
 	sc := setCand{set: set}
 	var env *condition.Env
 	for _, h := range p.hooks {
-		if h.readsOrder {
+		if h.when.ReadsOrder() {
 			sc.later = append(sc.later, h)
 			continue
 		}
@@ -140,23 +136,6 @@ func (p *Poller) decide(set []retailcrm.HistoryEntry, refs condition.Refs) (setC
 	}
 	sc.cand = detect.SetCandidate(p.acct.Name, set)
 	return sc, true
-}
-
-// readsOrder reports whether an expression names `order` (an identifier
-// not after a dot): its verdict may depend on the order. A source the
-// lexer cannot read is taken to read it: slower, never wrong.
-func readsOrder(src string) bool {
-	toks, err := lexer.Lex(file.NewSource(src))
-	if err != nil {
-		return true
-	}
-	for i, t := range toks {
-		if t.Kind == lexer.Identifier && t.Value == "order" &&
-			(i == 0 || toks[i-1].Kind != lexer.Operator || toks[i-1].Value != "." && toks[i-1].Value != "?.") {
-			return true
-		}
-	}
-	return false
 }
 
 // finish decides the conditions that read the order, with the order as

@@ -121,7 +121,7 @@ func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metr
 	for _, w := range acct.Webhooks {
 		webhooks = append(webhooks, w.Name)
 		if w.When != nil {
-			hooks = append(hooks, hook{name: w.Name, when: w.When, readsOrder: readsOrder(w.When.String())})
+			hooks = append(hooks, hook{name: w.Name, when: w.When})
 		} else {
 			plain = append(plain, w.Name)
 		}
