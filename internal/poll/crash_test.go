@@ -32,6 +32,7 @@ const (
 	envChildSets  = "POLL_CHILD_SETS"  // crash test: the account has webhooks with conditions (setsAccount)
 	envSimEntries = "POLL_SIM_ENTRIES" // heap benchmark: serve a history of this many entries
 	envSimLimited = "POLL_SIM_LIMITED" // catch-up benchmark: the simulator enforces RetailCRM's 10 requests/s
+	envSimSaves   = "POLL_SIM_SAVES"   // conditions benchmark: the history is multi-field saves (saveHistory)
 )
 
 func TestMain(m *testing.M) {
