@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
@@ -83,6 +84,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		queued += n
 		for _, ne := range evs {
 			ch := ne.Event.Change
+			if ne.Event.Type == event.Changed {
+				fmt.Fprintf(stdout, "queued %s  order %d  %s  at %s  to %s\n", ne.Event.ID, ne.OrderID,
+					strings.Join(setFields(ne.Event), ", "), ch.CreatedAt, strings.Join(ne.Webhooks, ", "))
+				continue
+			}
 			fmt.Fprintf(stdout, "queued %s  order %d  %s -> %s  at %s\n", ne.Event.ID, ne.OrderID, dash(ch.OldValue), ch.NewValue, ch.CreatedAt)
 		}
 		return nil

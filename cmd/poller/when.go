@@ -13,6 +13,7 @@ import (
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
@@ -112,11 +113,7 @@ func cmdWhen(args []string, stdout, stderr io.Writer) int {
 // printMatch prints one matching change set: event id, time, order, the
 // fields it changed and, with several conditions, which held.
 func printMatch(w io.Writer, ne store.NewEvent, which bool) {
-	fields := make([]string, 0, len(ne.Event.ChangeSet))
-	for _, e := range ne.Event.ChangeSet {
-		fields = append(fields, e.Field)
-	}
-	fmt.Fprintf(w, "%s  %s  order %d  %s", ne.Event.ID, ne.Event.Change.CreatedAt, ne.OrderID, strings.Join(fields, ", "))
+	fmt.Fprintf(w, "%s  %s  order %d  %s", ne.Event.ID, ne.Event.Change.CreatedAt, ne.OrderID, strings.Join(setFields(ne.Event), ", "))
 	if which {
 		fmt.Fprintf(w, "  -> %s", strings.Join(ne.Webhooks, ", "))
 	}
@@ -124,4 +121,13 @@ func printMatch(w io.Writer, ne store.NewEvent, which bool) {
 		fmt.Fprint(w, "  (order no longer returned by the API)")
 	}
 	fmt.Fprintln(w)
+}
+
+// setFields lists the fields an order.changed event's save changed.
+func setFields(ev event.Event) []string {
+	fields := make([]string, 0, len(ev.ChangeSet))
+	for _, e := range ev.ChangeSet {
+		fields = append(fields, e.Field)
+	}
+	return fields
 }

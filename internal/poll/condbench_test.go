@@ -48,11 +48,21 @@ var benchConditions = []struct{ name, src string }{
 	{"approved-legal", `changeSet.newValue("status").code == "approved" and order.orderType.code == "eshop-legal"`},
 }
 
+// benchMisses are the first four with values no change set of the
+// history has: the cost of evaluating, without events to fetch and write.
+var benchMisses = []struct{ name, src string }{
+	{"refunded", `changeSet | contains(item => item.fieldName == "payments.status" and item.newValue.code == "refunded")`},
+	{"no-group", `changeSet.hasChangedField("status") and changeSet.newValue("status").group.code == "no-such-group"`},
+	{"slot-night", `changeSet.hasChangedField("custom_delivery_slot") and changeSet.newValue("custom_delivery_slot") == "night"`},
+	{"manager-0", `changeSet.hasChangedField("manager") and changeSet.newValue("manager").id == 0`},
+}
+
 // BenchmarkConditions is one tick over 10,000 history entries of
 // multi-field saves (the simulator in a child process, unlimited rate):
-// "statuses" with the status webhook alone, "when4" adding the four
-// conditions over the entries, "when5" adding the fifth, which reads the
-// order. It reports the events and the orders requests of a tick;
+// "statuses" with the status webhook alone; "misses4" adding four
+// conditions over the entries that hold for no set (the cost of
+// evaluating); "when4" adding the issue's four conditions over the
+// entries, "when5" the fifth too, which reads the order. It reports the events and the orders requests of a tick;
 // PERFORMANCE.md compares the times.
 //
 //	go test -run='^$' -bench=Conditions -benchtime=10x -count=5 ./internal/poll/
@@ -60,12 +70,12 @@ func BenchmarkConditions(b *testing.B) {
 	sim := startSimServer(b, 10_000, false, envSimSaves+"=true")
 	for _, variant := range []struct {
 		name  string
-		hooks int
-	}{{"statuses", 0}, {"when4", 4}, {"when5", 5}} {
+		hooks []struct{ name, src string }
+	}{{"statuses", nil}, {"misses4", benchMisses}, {"when4", benchConditions[:4]}, {"when5", benchConditions}} {
 		b.Run(variant.name, func(b *testing.B) {
 			acct := testAccount(sim.url)
 			acct.PageBudget = 1 << 20
-			for _, c := range benchConditions[:variant.hooks] {
+			for _, c := range variant.hooks {
 				acct.Webhooks = append(acct.Webhooks, config.Webhook{Name: c.name, When: mustWhen(b, c.src)})
 			}
 			var changed, orders float64
