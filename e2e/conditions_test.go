@@ -78,6 +78,19 @@ func TestConditions(t *testing.T) {
 		t.Fatalf("daemon exited %d", code)
 	}
 
+	// Replay for the condition's webhook alone (into the state file, the
+	// daemon stopped): the paid sets, evaluated again, and nothing else.
+	from := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	stdout, stderr, code = cli(t, nil, "replay", "-config", cfg, "-account", "shop", "-from", from, "-webhook", "paid")
+	if code != 0 || !strings.Contains(stdout, "4 events queued") {
+		t.Fatalf("replay exited %d:\n%s%s", code, stdout, stderr)
+	}
+	for id := range paid {
+		if !strings.Contains(stdout, "queued "+id+"  ") {
+			t.Errorf("replay does not list %s:\n%s", id, stdout)
+		}
+	}
+
 	// An expression of its own, with no daemon and a state dir never
 	// written: nothing is created there.
 	dir := filepath.Join(e.dir, "fresh")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -75,6 +76,14 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	queued := 0
 	p := poll.New(*acct, client, nil, m, log, nil)
 	res, err := p.Replay(ctx, from, to, func(evs []store.NewEvent) error {
+		// An event that names its webhooks (a condition's, or the status
+		// events' beside conditions) goes to the replayed ones among them.
+		evs = slices.DeleteFunc(evs, func(ne store.NewEvent) bool {
+			return ne.Webhooks != nil && !slices.ContainsFunc(ne.Webhooks, func(w string) bool { return slices.Contains(webhooks, w) })
+		})
+		if len(evs) == 0 {
+			return nil
+		}
 		actx, cancel := context.WithTimeout(ctx, adminTimeout)
 		defer cancel()
 		n, err := admin.Replay(actx, cfg, acct.Name, webhooks, evs)
