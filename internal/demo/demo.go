@@ -83,6 +83,7 @@ type demoAccount struct {
 	// payHook: a second webhook, on paidPath, with the condition paidWhen;
 	// paid are the saves that marked a payment paid.
 	payHook bool
+	paidMu  sync.Mutex // the driver appends to paid while deliveries read it
 	paid    []paidSet
 }
 
@@ -290,7 +291,7 @@ func expected(accts []*demoAccount) map[string]truth {
 				want[event.ID(a.name, tr.HistoryID)] = truth{a.name, tr.At}
 			}
 		}
-		for _, p := range a.paid {
+		for _, p := range a.paidSets() {
 			want[event.ID(a.name, p.id)] = truth{a.name, p.at}
 		}
 	}
@@ -310,7 +311,7 @@ func allReceived(rec *receiver.Receiver, want map[string]truth) bool {
 func summarize(accts []*demoAccount, rec *receiver.Receiver, want map[string]truth) Summary {
 	s := Summary{Qualifying: len(want)}
 	for _, a := range accts {
-		s.Changes += len(a.sim.Transitions()) + len(a.paid)
+		s.Changes += len(a.sim.Transitions()) + len(a.paidSets())
 	}
 	first := map[string]time.Time{}
 	for _, d := range rec.Deliveries() {

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
@@ -33,13 +34,22 @@ func pay(a *demoAccount, open map[*demoAccount][]int64, rng *rand.Rand) {
 		return
 	}
 	if ids := a.sim.SaveOrder(id, crmsim.Save{PaymentStatus: "paid"}); len(ids) > 0 {
+		a.paidMu.Lock()
+		defer a.paidMu.Unlock()
 		a.paid = append(a.paid, paidSet{id: ids[0], at: time.Now()})
 	}
 }
 
+// paidSets returns the saves that marked a payment paid so far.
+func (a *demoAccount) paidSets() []paidSet {
+	a.paidMu.Lock()
+	defer a.paidMu.Unlock()
+	return slices.Clone(a.paid)
+}
+
 // paidAt returns when the save of change set id was made.
 func (a *demoAccount) paidAt(id int64) (time.Time, bool) {
-	for _, p := range a.paid {
+	for _, p := range a.paidSets() {
 		if p.id == id {
 			return p.at, true
 		}
