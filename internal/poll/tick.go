@@ -336,13 +336,6 @@ func (p *Poller) prune(windowStart int64, now time.Time) store.Prune {
 	return pr
 }
 
-// withOrders turns candidates (at most 100) into events with their full
-// orders, fetched in one request.
-func (p *Poller) withOrders(ctx context.Context, cands []detect.Candidate) ([]store.NewEvent, error) {
-	events, _, err := p.events(ctx, cands, nil, nil)
-	return events, err
-}
-
 // newEvent completes a status candidate with its order (see completed),
 // for the webhooks without a condition.
 func (p *Poller) newEvent(c detect.Candidate, order []byte, found bool) store.NewEvent {
