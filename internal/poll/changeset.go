@@ -19,7 +19,9 @@ import (
 //
 // A set is never split. Grouping runs over the entries in history order
 // across pages; the last run of a page stays open until the next page
-// shows an entry of another set, or the history ends, and every commit
+// shows an entry of another set, or the page is the history's last by its
+// pagination (a short page that claims more ends the tick, the run still
+// open), and every commit
 // keeps the cursor below an open run's first entry, so a crash, a page
 // budget or a failed request makes the next tick read the whole set again.
 //

@@ -27,6 +27,10 @@
 // Memory stays flat however long the history: pages are handled one at a
 // time and events are committed in chunks of at most 100 (one orders
 // request each).
+//
+// Webhook conditions. A webhook with `when` gets order.changed events for
+// the change sets (one save's entries) its condition holds for, not the
+// status events; changeset.go groups, holds, decides and routes them.
 package poll
 
 import (
