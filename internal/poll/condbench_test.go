@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func BenchmarkConditions(b *testing.B) {
 				acct.Webhooks = append(acct.Webhooks, config.Webhook{Name: c.name, When: mustWhen(b, c.src)})
 			}
 			var changed, orders float64
+			var cpu time.Duration
 			for range b.N {
 				b.StopTimer()
 				st, err := store.Open(filepath.Join(b.TempDir(), store.FileName), store.Options{Timeout: time.Second})
@@ -91,19 +93,31 @@ func BenchmarkConditions(b *testing.B) {
 					b.Fatal(err)
 				}
 				p := New(acct, client, st, m, discard(), nil)
+				before := cpuTime(b)
 				b.StartTimer()
 				if err := p.Poll(context.Background()); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
+				cpu += cpuTime(b) - before
 				sim.readAll(b, st)
 				changed = testutil.ToFloat64(m.EventsDetected.WithLabelValues("acme", string(event.Changed)))
 				orders = testutil.ToFloat64(m.APIRequestsTotal.WithLabelValues("acme", "orders", "200"))
 				st.Close()
 				b.StartTimer()
 			}
+			b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/op")
 			b.ReportMetric(changed, "changed-events")
 			b.ReportMetric(orders, "orders-requests")
 		})
 	}
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
