@@ -277,3 +277,31 @@ func TestOnlyConditions(t *testing.T) {
 		t.Errorf("set marks %+v, want only the paid set's", marks)
 	}
 }
+
+// The statuses reference (a status's group) is read at the first poll and
+// then at most every statusesTTL; a failed refresh keeps the copy, and
+// without one the poll fails rather than guess a group.
+func TestStatusGroupsCached(t *testing.T) {
+	h := newHarness(t, harnessOptions{seed: 11, retries: -1, account: withHooks(t, "complete",
+		`changeSet.hasChangedField("status") and changeSet.newValue("status").group.code == "complete"`)})
+	id := h.crm.CreateOrder("main", "new")
+	h.crm.SetFaults(crmsim.Faults{Endpoint: crmsim.EndpointStatuses, Fail500: 1})
+	if err := h.p.Poll(t.Context()); err == nil {
+		t.Fatal("a poll without the statuses reference succeeded")
+	}
+	h.poll()
+	h.crm.SetStatus(id, "complete")
+	h.clock.Advance(time.Minute)
+	h.poll()
+	if n := h.crm.Requests(crmsim.EndpointStatuses); n != 2 {
+		t.Errorf("%d statuses requests within %v, want 2 (the failed one, then one for every poll after)", n, statusesTTL)
+	}
+	h.clock.Advance(statusesTTL)
+	h.crm.SetFaults(crmsim.Faults{Endpoint: crmsim.EndpointStatuses, Fail500: 1})
+	h.crm.SetStatus(id, "new")
+	h.crm.SetStatus(id, "complete")
+	h.poll() // the refresh fails: the copy stands
+	if n := len(h.outboxOf("complete")); n != 2 {
+		t.Errorf("%d events into the group complete, want 2", n)
+	}
+}
