@@ -68,14 +68,29 @@ var benchMisses = []struct{ name, src string }{
 //
 //	go test -run='^$' -bench=Conditions -benchtime=10x -count=5 ./internal/poll/
 func BenchmarkConditions(b *testing.B) {
-	sim := startSimServer(b, 10_000, false, envSimSaves+"=true")
+	benchConditionsOn(b, startSimServer(b, 10_000, false, envSimSaves+"=true"), -1)
+}
+
+// BenchmarkConditionsLimited is BenchmarkConditions the way a tick runs
+// against RetailCRM: the simulator enforces its 10 requests/s and the
+// account keeps its default rate_limit (8), so the wall time is mostly
+// the requests'.
+//
+//	go test -run='^$' -bench=ConditionsLimited -benchtime=1x -count=3 ./internal/poll/
+func BenchmarkConditionsLimited(b *testing.B) {
+	benchConditionsOn(b, startSimServer(b, 10_000, true, envSimSaves+"=true"), 8)
+}
+
+// benchConditionsOn runs the variants against sim with the account's
+// rate_limit (-1: unlimited).
+func benchConditionsOn(b *testing.B, sim simServer, rateLimit float64) {
 	for _, variant := range []struct {
 		name  string
 		hooks []struct{ name, src string }
 	}{{"statuses", nil}, {"misses4", benchMisses}, {"when4", benchConditions[:4]}, {"when5", benchConditions}} {
 		b.Run(variant.name, func(b *testing.B) {
 			acct := testAccount(sim.url)
-			acct.PageBudget = 1 << 20
+			acct.PageBudget, acct.RateLimit = 1<<20, rateLimit
 			for _, c := range variant.hooks {
 				acct.Webhooks = append(acct.Webhooks, config.Webhook{Name: c.name, When: mustWhen(b, c.src)})
 			}
