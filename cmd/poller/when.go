@@ -131,3 +131,12 @@ func setFields(ev event.Event) []string {
 	}
 	return fields
 }
+
+// changeText is an event's change in one column: "old -> new" for a
+// status event, the fields its save changed for order.changed.
+func changeText(ev event.Event) string {
+	if ev.Type == event.Changed {
+		return strings.Join(setFields(ev), ", ")
+	}
+	return dash(ev.Change.OldValue) + " -> " + ev.Change.NewValue
+}
