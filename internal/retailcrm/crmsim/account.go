@@ -425,45 +425,6 @@ func (a *Account) appendEntry(e entry, at time.Time, by Change) int64 {
 	return a.appendSave([]entry{e}, at, by)[0]
 }
 
-// appendSave appends the entries of one save, as RetailCRM writes them in
-// one transaction: consecutive ids (after a random gap), one time, one
-// author, and, with a late-commit fault, visible together. It returns the
-// history ids.
-func (a *Account) appendSave(es []entry, at time.Time, by Change) []int64 {
-	// Mostly small gaps, sometimes a big one (entries of other objects).
-	gap := 1 + a.rng.Int64N(3)
-	if a.rng.IntN(20) == 0 {
-		gap += a.rng.Int64N(50)
-	}
-	if by.Source == "" {
-		by.Source = "user"
-	}
-	if by.Source == "user" && by.UserID == 0 {
-		by.UserID = int64(1 + a.rng.Int32N(30))
-	}
-	hidden := false
-	if lc := a.faults.LateCommit; lc.Probability > 0 && lc.Delay > 0 && a.rng.Float64() < lc.Probability {
-		hidden = true
-	}
-	ids := make([]int64, len(es))
-	for i, e := range es {
-		a.lastHistID += gap
-		gap = 1
-		e.id = a.lastHistID
-		e.at = at.UnixNano()
-		e.status = int16(a.statuses[e.order.Status])
-		e.source, e.userID, e.apiKey = by.Source, int32(by.UserID), by.APIKey
-		e.saveStart = i == 0
-		if hidden {
-			e.hidden = true
-			a.pending = append(a.pending, pendingEntry{idx: len(a.history), visibleAt: at.Add(a.faults.LateCommit.Delay).UnixNano()})
-		}
-		a.history = append(a.history, e)
-		ids[i] = e.id
-	}
-	return ids
-}
-
 // transition returns the ground truth of a status entry.
 func (a *Account) transition(e *entry) Transition {
 	t := Transition{

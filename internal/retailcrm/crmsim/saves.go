@@ -231,3 +231,42 @@ func (a *Account) PaymentStatus(orderID int64) string {
 	}
 	return o.Payments[0].Status
 }
+
+// appendSave appends the entries of one save, as RetailCRM writes them in
+// one transaction: consecutive ids (after a random gap), one time, one
+// author, and, with a late-commit fault, visible together. It returns the
+// history ids.
+func (a *Account) appendSave(es []entry, at time.Time, by Change) []int64 {
+	// Mostly small gaps, sometimes a big one (entries of other objects).
+	gap := 1 + a.rng.Int64N(3)
+	if a.rng.IntN(20) == 0 {
+		gap += a.rng.Int64N(50)
+	}
+	if by.Source == "" {
+		by.Source = "user"
+	}
+	if by.Source == "user" && by.UserID == 0 {
+		by.UserID = int64(1 + a.rng.Int32N(30))
+	}
+	hidden := false
+	if lc := a.faults.LateCommit; lc.Probability > 0 && lc.Delay > 0 && a.rng.Float64() < lc.Probability {
+		hidden = true
+	}
+	ids := make([]int64, len(es))
+	for i, e := range es {
+		a.lastHistID += gap
+		gap = 1
+		e.id = a.lastHistID
+		e.at = at.UnixNano()
+		e.status = int16(a.statuses[e.order.Status])
+		e.source, e.userID, e.apiKey = by.Source, int32(by.UserID), by.APIKey
+		e.saveStart = i == 0
+		if hidden {
+			e.hidden = true
+			a.pending = append(a.pending, pendingEntry{idx: len(a.history), visibleAt: at.Add(a.faults.LateCommit.Delay).UnixNano()})
+		}
+		a.history = append(a.history, e)
+		ids[i] = e.id
+	}
+	return ids
+}
