@@ -20,6 +20,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	fmt.Fprintln(stdout, check.Summary(cfg))
 	if !*online {
 		return exitOK

@@ -38,6 +38,7 @@ func commands() []command {
 		{"dlq", "list|retry|drop -config FILE [-account A] [EVENT_ID...]", "inspect, retry or drop dead letters", cmdDLQ},
 		{"events", eventsArgs, "an event's queues and attempt log (time, webhook, status, latency, response or error)", cmdEvents},
 		{"replay", replayArgs, "send an account's transitions of a past window again", cmdReplay},
+		{"when", whenArgs, "show the change sets of an account's recent history a condition holds for (read-only)", cmdWhen},
 		{"compact", "-config FILE", "give the space freed by delivered events back to the file system (daemon stopped)", cmdCompact},
 		{"state", stateArgs, "check the state file, or write a consistent copy of it (daemon running or not)", cmdState},
 		{"send-test", "-config FILE -account A", "send one synthetic event to the account's webhooks", cmdSendTest},

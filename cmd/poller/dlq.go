@@ -98,13 +98,12 @@ func printDead(stdout, stderr io.Writer, items []store.Item) int {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "EVENT\tACCOUNT\tWEBHOOK\tORDER\tCHANGE\tATTEMPTS\tDEAD AT\tREASON\tLAST STATUS\tLAST ERROR")
 	for _, it := range items {
-		ch := it.Event.Change
 		status := "-"
 		if it.LastStatus != 0 {
 			status = fmt.Sprint(it.LastStatus)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s -> %s\t%d\t%s\t%s\t%s\t%s\n", it.Event.ID, it.Account, it.Webhook,
-			it.OrderID, dash(ch.OldValue), ch.NewValue, it.Attempts,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", it.Event.ID, it.Account, it.Webhook,
+			it.OrderID, changeText(it.Event), it.Attempts,
 			it.DeadAt.UTC().Format("2006-01-02 15:04:05Z"), dash(it.DeadReason), status, oneLine(dash(store.Clip(it.LastError))))
 	}
 	if err := tw.Flush(); err != nil {

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
@@ -74,6 +76,14 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	queued := 0
 	p := poll.New(*acct, client, nil, m, log, nil)
 	res, err := p.Replay(ctx, from, to, func(evs []store.NewEvent) error {
+		// An event that names its webhooks (a condition's, or the status
+		// events' beside conditions) goes to the replayed ones among them.
+		evs = slices.DeleteFunc(evs, func(ne store.NewEvent) bool {
+			return ne.Webhooks != nil && !slices.ContainsFunc(ne.Webhooks, func(w string) bool { return slices.Contains(webhooks, w) })
+		})
+		if len(evs) == 0 {
+			return nil
+		}
 		actx, cancel := context.WithTimeout(ctx, adminTimeout)
 		defer cancel()
 		n, err := admin.Replay(actx, cfg, acct.Name, webhooks, evs)
@@ -83,6 +93,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		queued += n
 		for _, ne := range evs {
 			ch := ne.Event.Change
+			if ne.Event.Type == event.Changed {
+				fmt.Fprintf(stdout, "queued %s  order %d  %s  at %s  to %s\n", ne.Event.ID, ne.OrderID,
+					strings.Join(setFields(ne.Event), ", "), ch.CreatedAt, strings.Join(ne.Webhooks, ", "))
+				continue
+			}
 			fmt.Fprintf(stdout, "queued %s  order %d  %s -> %s  at %s\n", ne.Event.ID, ne.OrderID, dash(ch.OldValue), ch.NewValue, ch.CreatedAt)
 		}
 		return nil

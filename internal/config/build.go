@@ -31,7 +31,8 @@ var reservedHeaders = []string{"webhook-id", "webhook-timestamp", "webhook-signa
 // key or token, and an operator fixes the file, not the environment.
 type builder struct {
 	*decoder
-	dir string // relative *_file paths are read from the config's directory
+	dir      string   // relative *_file paths are read from the config's directory
+	warnings []*Error // see Config.Warnings
 }
 
 // bad reports an invalid value at the place f was written, unless decoding
@@ -254,6 +255,7 @@ func (b *builder) webhook(rw field[rawWebhook]) Webhook {
 	if s := b.secret(r.Secret, r.SecretFile, false, rw.Line, rw.Key+".secret"); s != "" {
 		w.Secrets = b.signingSecrets(r.Secret, r.SecretFile, s)
 	}
+	w.When = b.condition(r.When)
 	return w
 }
 

@@ -127,7 +127,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	if err := checkAliases(path, &doc); err != nil {
 		return nil, err
 	}
-	d := &decoder{file: path, env: lookupEnv}
+	d := &decoder{file: path, data: data, env: lookupEnv}
 	var raw rawConfig
 	if len(doc.Content) > 0 {
 		d.value(reflect.ValueOf(&raw).Elem(), doc.Content[0], "")
@@ -139,6 +139,7 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		return nil, err
 	}
 	cfg.FromEnv = fromEnv(&raw, cfg)
+	cfg.Warnings = b.warnings
 	return cfg, nil
 }
 

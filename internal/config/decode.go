@@ -18,6 +18,7 @@ import (
 // the file, line and key path, and every error is collected.
 type decoder struct {
 	file string
+	data []byte // the file, for positions inside a value
 	env  func(string) (string, bool)
 	errs []*Error
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
 )
 
@@ -54,7 +55,8 @@ func (w Webhook) Equal(o Webhook) bool {
 		w.Timeout == o.Timeout &&
 		w.SuccessBody == o.SuccessBody &&
 		w.Retry == o.Retry &&
-		w.Concurrency == o.Concurrency
+		w.Concurrency == o.Concurrency &&
+		sameCondition(w.When, o.When)
 }
 
 // Equal reports whether a and o send the same alerts.
@@ -76,6 +78,13 @@ func sameTemplate(a, b *tmpl.Template) bool {
 		return a == b
 	}
 	return a.Source() == b.Source()
+}
+
+func sameCondition(a, b *condition.Condition) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.String() == b.String()
 }
 
 func sameLocation(a, b *time.Location) bool {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
 )
 
@@ -90,14 +91,15 @@ func TestEqualCoversEveryField(t *testing.T) {
 
 // leafTypes are compared as a whole (by value, source or name).
 var leafTypes = map[reflect.Type]bool{
-	reflect.TypeFor[time.Time]():      true,
-	reflect.TypeFor[*time.Location](): true,
-	reflect.TypeFor[*tmpl.Template](): true,
-	reflect.TypeFor[Secret]():         true,
-	reflect.TypeFor[Headers]():        true,
-	reflect.TypeFor[time.Duration]():  true,
-	reflect.TypeFor[[]string]():       true,
-	reflect.TypeFor[[]Secret]():       true,
+	reflect.TypeFor[time.Time]():            true,
+	reflect.TypeFor[*time.Location]():       true,
+	reflect.TypeFor[*tmpl.Template]():       true,
+	reflect.TypeFor[*condition.Condition](): true,
+	reflect.TypeFor[Secret]():               true,
+	reflect.TypeFor[Headers]():              true,
+	reflect.TypeFor[time.Duration]():        true,
+	reflect.TypeFor[[]string]():             true,
+	reflect.TypeFor[[]Secret]():             true,
 }
 
 // walkPath follows field indexes; -1 dereferences, -2 takes element 0.
@@ -130,6 +132,17 @@ func changeValue(v reflect.Value) error {
 			src = t.Source() + " changed"
 		}
 		v.Set(reflect.ValueOf(mustTemplate(src)))
+		return nil
+	case reflect.TypeFor[*condition.Condition]():
+		src := "changeSet.isCreate()"
+		if c, _ := v.Interface().(*condition.Condition); c != nil {
+			src = c.String() + " or true"
+		}
+		c, err := condition.Compile(src)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(c))
 		return nil
 	}
 	switch v.Kind() {

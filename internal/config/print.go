@@ -75,6 +75,7 @@ type (
 		SuccessBody string     `yaml:"success_body"`
 		Retry       printRetry `yaml:"retry"`
 		Concurrency int        `yaml:"concurrency"`
+		When        string     `yaml:"when,omitempty"`
 	}
 	printRetry struct {
 		MaxAttempts int    `yaml:"max_attempts"`
@@ -117,6 +118,9 @@ func (c *Config) Effective() ([]byte, error) {
 				Name: w.Name, URL: w.URLAsWritten, Method: w.Method, Format: w.Format,
 				Timeout: printDuration(w.Timeout), SuccessBody: w.SuccessBody, Concurrency: w.Concurrency,
 				Retry: printRetry{MaxAttempts: w.Retry.MaxAttempts, MaxAge: printDuration(w.Retry.MaxAge)},
+			}
+			if w.When != nil {
+				pw.When = w.When.String()
 			}
 			if w.Body != nil {
 				pw.Body = w.Body.Source()

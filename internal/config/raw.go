@@ -18,10 +18,11 @@ type field[T any] struct {
 	Invalid bool // decoding already reported an error; validation stays quiet
 	Key     string
 	Line    int
+	Column  int // where the value starts on Line (1-based, in characters)
 }
 
 func (f *field[T]) decodeYAML(d *decoder, n *yaml.Node, key string) {
-	f.Set, f.Key, f.Line = true, key, n.Line
+	f.Set, f.Key, f.Line, f.Column = true, key, n.Line, n.Column
 	if n.Kind == yaml.ScalarNode {
 		f.Raw = n.Value
 	}
@@ -137,6 +138,7 @@ type rawWebhook struct {
 	SuccessBody field[string] `yaml:"success_body" doc:"If set, a 2xx answer must also carry this body (e.g. OK). Default \"\"."`
 	Retry       rawRetry      `yaml:"retry" doc:"When an event is given up and dead-lettered."`
 	Concurrency field[int]    `yaml:"concurrency" check:"range=1,64" doc:"Parallel deliveries, 1 to 64 (one order's events stay in order). Default 4."`
+	When        field[string] `yaml:"when" doc:"A RetailCRM trigger condition over each change set of an order, e.g. changeSet.hasChangedField(\"status\") and changeSet.newValue(\"status\").code == \"complete\": the webhook then gets an order.changed event for every change set it holds for, and no status events. Default: none (the account's statuses)."`
 }
 
 type rawReconcile struct {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/tmpl"
 )
 
@@ -24,6 +25,10 @@ type Config struct {
 	Alerts          Alerts
 	Accounts        []Account
 	FromEnv         []FromEnv // secrets and URLs written with ${VAR}: a reload cannot change them
+	// Warnings are problems that do not stop the config from loading (a
+	// condition naming a field the order history does not have); poller
+	// check prints them.
+	Warnings []*Error
 }
 
 // Log selects the log level and format.
@@ -95,6 +100,10 @@ type Webhook struct {
 	SuccessBody  string
 	Retry        Retry
 	Concurrency  int // parallel deliveries (default 4)
+	// When is the webhook's trigger condition: with one, the webhook gets
+	// order.changed for each change set it holds for, and no status
+	// events. Nil: the account's statuses and on_create.
+	When *condition.Condition
 }
 
 // Param is one trigger-style parameter, in the order the config lists them.
@@ -215,4 +224,10 @@ func (w Webhook) LogValue() slog.Value {
 		slog.String("format", w.Format),
 		slog.Int("secrets", len(w.Secrets)),
 	)
+}
+
+// ClientSettings are what the account's API client needs, the API key
+// revealed (see retailcrm.AccountOptions).
+func (a Account) ClientSettings() (baseURL, apiKey string, rateLimit float64, timeout time.Duration, ca []byte) {
+	return a.URL, a.APIKey.Reveal(), a.RateLimit, a.Timeout, a.CA
 }

@@ -42,20 +42,16 @@ type Request struct {
 
 // TemplateData is what params and bodies are rendered against:
 // order (decoded once, numbers kept as json.Number so ids print exactly),
-// change, account, event {id, type} and orderMissing.
+// change, account, event {id, type} and orderMissing; an order.changed
+// event adds changeSet (its entries as the envelope has them: historyId,
+// field, oldValue, newValue, created, deleted, payment, item), source and
+// user.
 func TemplateData(ev event.Event) (map[string]any, error) {
-	var order any
-	if len(ev.Order) > 0 {
-		d := json.NewDecoder(bytes.NewReader(ev.Order))
-		d.UseNumber()
-		if err := d.Decode(&order); err != nil {
-			return nil, fmt.Errorf("deliver: event %s: decode order: %w", ev.ID, err)
-		}
-		if _, err := d.Token(); !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("deliver: event %s: decode order: data after the order", ev.ID)
-		}
+	order, err := decodeValue(ev.Order)
+	if err != nil {
+		return nil, fmt.Errorf("deliver: event %s: decode order: %w", ev.ID, err)
 	}
-	return map[string]any{
+	data := map[string]any{
 		"order": order,
 		"change": map[string]any{
 			"historyId": ev.Change.HistoryID,
@@ -68,7 +64,46 @@ func TemplateData(ev event.Event) (map[string]any, error) {
 		"account":      ev.Account,
 		"event":        map[string]any{"id": ev.ID, "type": string(ev.Type)},
 		"orderMissing": ev.OrderMissing,
-	}, nil
+	}
+	if ev.Type != event.Changed {
+		return data, nil
+	}
+	set := make([]any, len(ev.ChangeSet))
+	for i, e := range ev.ChangeSet {
+		m := map[string]any{"historyId": e.HistoryID, "field": e.Field, "created": e.Created, "deleted": e.Deleted}
+		for _, v := range []struct {
+			key string
+			raw json.RawMessage
+		}{{"oldValue", e.OldValue}, {"newValue", e.NewValue}, {"payment", e.Payment}, {"item", e.Item}} {
+			if m[v.key], err = decodeValue(v.raw); err != nil {
+				return nil, fmt.Errorf("deliver: event %s: decode %s of history entry %d: %w", ev.ID, v.key, e.HistoryID, err)
+			}
+		}
+		set[i] = m
+	}
+	data["changeSet"], data["source"] = set, ev.Source
+	if data["user"], err = decodeValue(ev.User); err != nil {
+		return nil, fmt.Errorf("deliver: event %s: decode user: %w", ev.ID, err)
+	}
+	return data, nil
+}
+
+// decodeValue decodes one JSON value (nil for none), numbers kept as
+// json.Number.
+func decodeValue(raw json.RawMessage) (any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("data after the value")
+	}
+	return v, nil
 }
 
 // Render builds the request wh sends for ev.

@@ -80,6 +80,11 @@ type demoAccount struct {
 	method string
 	secret string
 	sim    *crmsim.Account
+	// payHook: a second webhook, on paidPath, with the condition paidWhen;
+	// paid are the saves that marked a payment paid.
+	payHook bool
+	paidMu  sync.Mutex // the driver appends to paid while deliveries read it
+	paid    []paidSet
 }
 
 func (a *demoAccount) path() string { return "/hooks/" + a.name }
@@ -117,7 +122,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	crm := httptest.NewServer(sim)
 	defer crm.Close()
 	accts := []*demoAccount{
-		{name: "ghana", sites: []string{"gh-web", "gh-shop"}, format: "json", method: "POST"},
+		{name: "ghana", sites: []string{"gh-web", "gh-shop"}, format: "json", method: "POST", payHook: true},
 		{name: "kenya", sites: []string{"ke-web"}, format: "form", method: "POST"},
 		{name: "uganda", sites: []string{"ug-web"}, format: "query", method: "GET"},
 	}
@@ -126,6 +131,9 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		a.secret = receiver.NewSecret()
 		a.sim = sim.AddAccount(crmsim.AccountOptions{Name: a.name, APIKey: randomKey(), Sites: a.sites})
 		if err := rec.Secure(a.path(), a.secret); err != nil {
+			return Summary{}, fmt.Errorf("demo: %w", err)
+		}
+		if err := rec.Secure(a.paidPath(), a.secret); a.payHook && err != nil {
 			return Summary{}, fmt.Errorf("demo: %w", err)
 		}
 	}
@@ -162,7 +170,8 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 			fmt.Fprintf(opts.Out, "daemon metrics       http://%s/metrics\n", r.HTTPAddr)
 		}
 		fmt.Fprintf(opts.Out, "state                %s (removed at the end)\n", dir)
-		fmt.Fprintf(opts.Out, "moving orders for %s; webhooks fire on: %s\n\n", opts.Duration, strings.Join(targets, ", "))
+		fmt.Fprintf(opts.Out, "moving orders for %s; webhooks fire on: %s; ghana's second webhook on a condition: %s\n\n",
+			opts.Duration, strings.Join(targets, ", "), paidWhen)
 	case err := <-done:
 		return Summary{}, fmt.Errorf("demo: daemon did not start: %w", err)
 	}
@@ -205,6 +214,10 @@ func configYAML(dir, crmURL, hookURL string, accts []*demoAccount) string {
 		fmt.Fprintf(&b, "  - name: %s\n    url: %q\n    api_key: %q\n    webhooks:\n", a.name, crmsim.URL(crmURL, a.name), a.sim.APIKey())
 		fmt.Fprintf(&b, "      - url: %q\n        method: %s\n        format: %s\n        secret: %q\n        timeout: 5s\n",
 			hookURL+a.path(), a.method, a.format, a.secret)
+		if a.payHook {
+			fmt.Fprintf(&b, "        name: orders\n      - name: paid\n        url: %q\n        secret: %q\n        timeout: 5s\n        when: %q\n",
+				hookURL+a.paidPath(), a.secret, paidWhen)
+		}
 		if a.format != "json" {
 			b.WriteString("        params:\n")
 			for _, p := range [][2]string{
@@ -220,21 +233,29 @@ func configYAML(dir, crmURL, hookURL string, accts []*demoAccount) string {
 }
 
 // drive changes orders until ctx ends: it creates orders (now and then
-// directly in "approved") and moves open ones along the workflow. The
+// directly in "approved"), moves open ones along the workflow and, on an
+// account with a payment webhook, now and then marks a payment paid. The
 // first change creates an approved order, so that even a demo of a few
 // seconds shows a webhook (by chance alone, about one run in a hundred
-// of four seconds would have none).
+// of four seconds would have none); the second marks a payment paid.
 func drive(ctx context.Context, accts []*demoAccount, rng *rand.Rand, every time.Duration) {
 	open := make(map[*demoAccount][]int64)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for first := true; ; first = false {
+	for n := 0; ; n++ {
+		first := n == 0
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 		a := accts[rng.IntN(len(accts))]
+		if n == 1 || n > 1 && a.payHook && rng.IntN(5) == 0 {
+			if i := slices.IndexFunc(accts, func(p *demoAccount) bool { return p.payHook && (n == 1 || p == a) }); i >= 0 {
+				pay(accts[i], open, rng)
+				continue
+			}
+		}
 		if first || len(open[a]) < 3 || rng.IntN(4) == 0 {
 			status := "new"
 			if first || rng.IntN(6) == 0 {
@@ -270,6 +291,9 @@ func expected(accts []*demoAccount) map[string]truth {
 				want[event.ID(a.name, tr.HistoryID)] = truth{a.name, tr.At}
 			}
 		}
+		for _, p := range a.paidSets() {
+			want[event.ID(a.name, p.id)] = truth{a.name, p.at}
+		}
 	}
 	return want
 }
@@ -287,7 +311,7 @@ func allReceived(rec *receiver.Receiver, want map[string]truth) bool {
 func summarize(accts []*demoAccount, rec *receiver.Receiver, want map[string]truth) Summary {
 	s := Summary{Qualifying: len(want)}
 	for _, a := range accts {
-		s.Changes += len(a.sim.Transitions())
+		s.Changes += len(a.sim.Transitions()) + len(a.paidSets())
 	}
 	first := map[string]time.Time{}
 	for _, d := range rec.Deliveries() {
@@ -333,7 +357,7 @@ func printSummary(w io.Writer, s Summary) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "summary")
 	fmt.Fprintf(w, "  changes made            %d\n", s.Changes)
-	fmt.Fprintf(w, "  qualifying transitions  %d (into %s)\n", s.Qualifying, strings.Join(targets, ", "))
+	fmt.Fprintf(w, "  qualifying events       %d (into %s; payments paid)\n", s.Qualifying, strings.Join(targets, ", "))
 	fmt.Fprintf(w, "  received                %d\n", s.Received)
 	fmt.Fprintf(w, "  lost                    %d\n", s.Lost)
 	fmt.Fprintf(w, "  duplicates              %d\n", s.Duplicates)
@@ -368,6 +392,9 @@ func (v *liveView) show(d receiver.Delivery) {
 					latency = d.At.Sub(tr.At).Round(time.Millisecond).String()
 				}
 			}
+			if at, ok := a.paidAt(hid); ok {
+				latency = d.At.Sub(at).Round(time.Millisecond).String()
+			}
 		}
 	}
 	v.mu.Lock()
@@ -394,17 +421,22 @@ func (v *liveView) account(name string) *demoAccount {
 // delivery: a JSON event body, or the trigger-style parameters sent as a
 // form or in the query string.
 func describe(d receiver.Delivery) (acct, number, oldS, newS string) {
-	acct = strings.TrimPrefix(d.Path, "/hooks/")
+	acct = strings.TrimSuffix(strings.TrimPrefix(d.Path, "/hooks/"), "-paid")
 	var params url.Values
 	switch {
 	case strings.HasPrefix(d.ContentType, "application/json"):
 		var ev struct {
+			Type   event.Type   `json:"type"`
 			Change event.Change `json:"change"`
 			Order  struct {
 				Number string `json:"number"`
 			} `json:"order"`
 		}
-		if json.Unmarshal(d.Body, &ev) == nil {
+		switch {
+		case json.Unmarshal(d.Body, &ev) != nil:
+		case ev.Type == event.Changed: // the payment webhook's condition held
+			return acct, ev.Order.Number, "payment", "paid"
+		default:
 			return acct, ev.Order.Number, ev.Change.OldValue, ev.Change.NewValue
 		}
 		return acct, "?", "?", "?"

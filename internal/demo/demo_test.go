@@ -38,6 +38,8 @@ func TestRun(t *testing.T) {
 		`(?m)^\s+lost\s+0$`,
 		`(?m)^\s+received\s+[1-9][0-9]*$`,
 		`(?m)^\d\d:\d\d:\d\d\.\d{3}  (ghana|kenya|uganda)\s+order \d+A\s+\S+\s+-> (approved|complete)\s+signature ok\s+latency \S+`,
+		// ghana's second webhook, on its payment condition.
+		`(?m)^\d\d:\d\d:\d\d\.\d{3}  ghana\s+order \d+A\s+payment\s+-> paid\s+signature ok\s+latency \d`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("output does not match %s", re)
@@ -110,6 +112,9 @@ func TestDescribe(t *testing.T) {
 		{"json", receiver.Delivery{Path: "/hooks/ghana", ContentType: "application/json",
 			Body: []byte(`{"change":{"oldValue":"new","newValue":"approved"},"order":{"number":"5A"}}`)},
 			[4]string{"ghana", "5A", "new", "approved"}},
+		{"order.changed", receiver.Delivery{Path: "/hooks/ghana-paid", ContentType: "application/json",
+			Body: []byte(`{"type":"order.changed","change":{"oldValue":"","newValue":""},"order":{"number":"6A"}}`)},
+			[4]string{"ghana", "6A", "payment", "paid"}},
 		{"broken json", receiver.Delivery{Path: "/hooks/ghana", ContentType: "application/json", Body: []byte(`{`)},
 			[4]string{"ghana", "?", "?", "?"}},
 		{"form", receiver.Delivery{Path: "/hooks/kenya", ContentType: "application/x-www-form-urlencoded",

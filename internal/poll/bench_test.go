@@ -140,10 +140,11 @@ type simServer struct {
 
 // startSimServer re-runs the test binary as a simulator server (see
 // TestMain and simMain) and returns its address once it serves.
-func startSimServer(tb testing.TB, n int, limited bool) simServer {
+func startSimServer(tb testing.TB, n int, limited bool, extra ...string) simServer {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envSimEntries+"="+strconv.Itoa(n), envSimLimited+"="+strconv.FormatBool(limited))
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -166,7 +167,11 @@ func startSimServer(tb testing.TB, n int, limited bool) simServer {
 // simMain builds the history and serves it until killed; it prints the
 // account URL, the last history id and the number of entries.
 func simMain(n int) int {
-	sim, crm := bigHistory(n)
+	build := bigHistory
+	if os.Getenv(envSimSaves) == "true" {
+		build = saveHistory
+	}
+	sim, crm := build(n)
 	if os.Getenv(envSimLimited) == "true" {
 		crm.SetRateLimit(0) // RetailCRM's 10 requests/s
 	}

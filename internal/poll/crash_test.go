@@ -29,8 +29,10 @@ const (
 	envChildURL   = "POLL_CHILD_URL"   // crash test: account base URL
 	envChildKey   = "POLL_CHILD_KEY"   // crash test: API key
 	envChildStore = "POLL_CHILD_STORE" // crash test: poller.db path
+	envChildSets  = "POLL_CHILD_SETS"  // crash test: the account has webhooks with conditions (setsAccount)
 	envSimEntries = "POLL_SIM_ENTRIES" // heap benchmark: serve a history of this many entries
 	envSimLimited = "POLL_SIM_LIMITED" // catch-up benchmark: the simulator enforces RetailCRM's 10 requests/s
+	envSimSaves   = "POLL_SIM_SAVES"   // conditions benchmark: the history is multi-field saves (saveHistory)
 )
 
 func TestMain(m *testing.M) {
@@ -71,6 +73,9 @@ func childMain() int {
 	}
 	defer st.Close()
 	acct := crashAccount(os.Getenv(envChildURL), os.Getenv(envChildKey))
+	if os.Getenv(envChildSets) != "" {
+		acct = setsAccount(acct)
+	}
 	m := metrics.New()
 	client, err := retailcrm.New(testClientOptions(acct, m, 3))
 	if err != nil {

@@ -33,6 +33,10 @@
 // Memory stays flat however long the history: pages are handled one at a
 // time and events are committed in chunks of at most 100 (one orders
 // request each).
+//
+// Webhook conditions. A webhook with `when` gets order.changed events for
+// the change sets (one save's entries) its condition holds for, not the
+// status events; changeset.go groups, holds, decides and routes them.
 package poll
 
 import (
@@ -101,6 +105,17 @@ type Poller struct {
 	notify   func(account string)
 	webhooks []string
 	now      func() time.Time // tests move it to expire look-back marks
+	pageSize int              // history entries a tick asks for per page (pageLimit; tests vary it: 20, 50, 100)
+
+	// Webhook conditions (changeset.go): the webhooks with one, in config
+	// order; statusTo, when some webhook has one, the webhooks status
+	// events go to (nil: all of them); noStatus when every webhook has a
+	// condition, so no status event is detected or swept.
+	hooks    []hook
+	statusTo []string
+	noStatus bool
+	groups   statusGroups // the statuses reference, read at groupsAt; guarded by run
+	groupsAt time.Time
 
 	// The series every poll touches, looked up once.
 	polled      prometheus.Counter
@@ -120,10 +135,24 @@ type Poller struct {
 func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metrics.Metrics,
 	log *slog.Logger, notify func(account string)) *Poller {
 	webhooks := make([]string, 0, len(acct.Webhooks))
+	var hooks []hook
+	var plain []string
 	for _, w := range acct.Webhooks {
 		webhooks = append(webhooks, w.Name)
+		if w.When != nil {
+			hooks = append(hooks, hook{name: w.Name, when: w.When})
+		} else {
+			plain = append(plain, w.Name)
+		}
+	}
+	var statusTo []string
+	if len(hooks) > 0 {
+		statusTo = append([]string{}, plain...)
 	}
 	return &Poller{
+		hooks:    hooks,
+		statusTo: statusTo,
+		noStatus: len(hooks) > 0 && len(plain) == 0,
 		acct:     acct,
 		rules:    detect.NewRules(acct),
 		client:   client,
@@ -133,6 +162,7 @@ func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metr
 		notify:   notify,
 		webhooks: webhooks,
 		now:      time.Now,
+		pageSize: pageLimit,
 
 		polled:      m.PollsTotal.WithLabelValues(acct.Name, "ok"),
 		lastSuccess: m.LastPollSuccess.WithLabelValues(acct.Name),
@@ -208,11 +238,11 @@ func more(pg retailcrm.Pagination) bool {
 	return pg.TotalPageCount > max(pg.CurrentPage, 1)
 }
 
-// drained reports whether a page is the last one: short, or the last page
-// by its pagination (which saves a request when the history ends exactly
-// at a page boundary).
-func drained(page retailcrm.HistoryPage) bool {
-	return len(page.History) < pageLimit || !more(page.Pagination)
+// drained reports whether a page read with limit is the last one: short,
+// or the last page by its pagination (which saves a request when the
+// history ends exactly at a page boundary).
+func drained(page retailcrm.HistoryPage, limit int) bool {
+	return len(page.History) < limit || !more(page.Pagination)
 }
 
 // walk reads history pages from f on, following sinceId, and hands each
@@ -242,7 +272,7 @@ func (p *Poller) walk(ctx context.Context, f retailcrm.HistoryFilter, fn func(re
 			p.anomaly(anomalyNoProgress, "history page does not move past sinceId; the read stops here", "since_id", f.SinceID)
 			return fmt.Errorf("%w: a page that does not move on %s", ErrIncomplete, where(f))
 		}
-		if drained(page) {
+		if drained(page, f.Limit) {
 			return nil
 		}
 		// sinceId takes over from a date filter; other filters stay.

@@ -105,7 +105,7 @@ func (p *Poller) lastFrom(ctx context.Context, since time.Time, first retailcrm.
 			"total_count", n, "total_page_count", page.Pagination.TotalPageCount)
 		return 0, ErrEmptyPage
 	}
-	if drained(page) {
+	if drained(page, pageLimit) {
 		return newest, nil
 	}
 	err := p.walk(ctx, retailcrm.HistoryFilter{SinceID: newest, Limit: pageLimit}, func(page retailcrm.HistoryPage) (int64, error) {

@@ -46,6 +46,10 @@ type SweepResult struct {
 func (p *Poller) Sweep(ctx context.Context) (SweepResult, error) {
 	p.run.Lock()
 	defer p.run.Unlock()
+	if p.noStatus {
+		// Every webhook has a condition: no status rule to reconcile.
+		return SweepResult{At: p.now()}, nil
+	}
 	s := &sweep{p: p, res: SweepResult{At: p.now()}}
 	err := s.run(ctx)
 	if err != nil {

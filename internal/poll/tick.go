@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/detect"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
@@ -44,22 +45,37 @@ type tick struct {
 	pages    int       // pages since the last commit
 	read     int       // entries read in the tick
 	lastNote time.Time // last progress line
+
+	// Webhook conditions (changeset.go): the grouping of entries into
+	// change sets, the sets waiting for the next commit, the sets recorded
+	// as decided around the current page, and the statuses reference.
+	g        grouper
+	sets     []setCand
+	setMarks []store.SetMark
+	refs     condition.Refs
 }
 
 // run pages through the history from the look-back window's start to the
 // end, committing on the way, and retires the marks it re-read late enough.
 func (t *tick) run(ctx context.Context) error {
 	p := t.p
-	f := retailcrm.HistoryFilter{SinceID: t.lb.start(t.state.Cursor), Limit: pageLimit}
+	f := retailcrm.HistoryFilter{SinceID: t.lb.start(t.state.Cursor), Limit: p.pageSize}
 	dateStart := !t.state.Initialized && !p.acct.StartTime.IsZero() // start_from: an RFC 3339 time
 	if dateStart {
 		loc, err := p.needZone("start_from as a time")
 		if err != nil {
 			return err
 		}
-		f = retailcrm.HistoryFilter{StartDate: p.acct.StartTime, Location: loc, Limit: pageLimit}
+		f = retailcrm.HistoryFilter{StartDate: p.acct.StartTime, Location: loc, Limit: p.pageSize}
 	}
 	t.last, t.lastNote = t.committed, t.start
+	if len(p.hooks) > 0 {
+		refs, err := p.refs(ctx)
+		if err != nil {
+			return err
+		}
+		t.refs = refs
+	}
 	sawEntries := false
 	err := p.walk(ctx, f, func(page retailcrm.HistoryPage) (int64, error) {
 		if dateStart && !sawEntries {
@@ -74,10 +90,17 @@ func (t *tick) run(ctx context.Context) error {
 		if err != nil || next <= f.SinceID {
 			return next, err
 		}
+		if !more(page.Pagination) {
+			// The last page: the open change set is complete. (A short
+			// page that claims more ends the tick with the set held.)
+			if err := t.endSets(ctx, max(t.cursor, next)); err != nil {
+				return 0, err
+			}
+		}
 		t.cursor = max(t.cursor, next)
 		f.SinceID = next
 		t.note(page)
-		if t.pages++; t.pages >= max(p.acct.PageBudget, 1) && !drained(page) {
+		if t.pages++; t.pages >= max(p.acct.PageBudget, 1) && !drained(page, f.Limit) {
 			return next, t.commit(ctx, t.cursor, false)
 		}
 		return next, nil
@@ -142,6 +165,9 @@ func (t *tick) page(ctx context.Context, sinceID int64, page retailcrm.HistoryPa
 	if err != nil {
 		return 0, fmt.Errorf("poll: %w", err)
 	}
+	if err := t.loadSetMarks(lo, hi); err != nil {
+		return 0, err
+	}
 	if t.detected == nil {
 		t.detected = make(map[int64]bool)
 	}
@@ -172,7 +198,11 @@ func (t *tick) page(ctx context.Context, sinceID int64, page retailcrm.HistoryPa
 		if e.ID > t.committed {
 			t.stretch(e, page.GeneratedAt)
 		}
+		if err := t.group(ctx, &entries[i], restMin[i]-1); err != nil {
+			return 0, err
+		}
 		v := detect.Detect(p.rules, e)
+		v.Emit = v.Emit && !p.noStatus
 		if v.Anomaly != "" && fresh {
 			p.anomaly(string(v.Anomaly), "odd history entry passed over", "history_id", e.ID, "field", e.Field)
 		}
@@ -201,7 +231,7 @@ func (t *tick) page(ctx context.Context, sinceID int64, page retailcrm.HistoryPa
 		}
 		t.detected[e.ID] = true
 		t.pending = append(t.pending, v.Candidate)
-		if len(t.pending) == pageLimit {
+		if len(t.pending)+len(t.sets) >= pageLimit {
 			if err := t.commit(ctx, max(t.cursor, min(e.ID, restMin[i+1]-1)), false); err != nil {
 				return 0, err
 			}
@@ -264,7 +294,10 @@ func (t *tick) stretch(e retailcrm.HistoryEntry, generatedAt string) {
 // writes nothing.
 func (t *tick) commit(ctx context.Context, cursor int64, final bool) error {
 	p := t.p
-	events, err := t.orders(ctx)
+	if lo := t.g.lo(); lo > 0 {
+		cursor = min(cursor, lo-1) // an open change set is read again
+	}
+	events, decided, err := p.events(ctx, t.pending, t.sets, t.refs)
 	if err != nil {
 		return err
 	}
@@ -279,8 +312,8 @@ func (t *tick) commit(ctx context.Context, cursor int64, final bool) error {
 	if final {
 		t.lb.retire(t.start)
 	}
-	if len(events) == 0 && cursor <= t.committed && t.state.Initialized && !t.lb.changed(t.state.Marks) {
-		t.pending = t.pending[:0]
+	if len(events) == 0 && len(decided) == 0 && cursor <= t.committed && t.state.Initialized && !t.lb.changed(t.state.Marks) {
+		t.pending, t.sets = t.pending[:0], t.sets[:0]
 		return nil // an idle poll writes nothing
 	}
 	c := store.Commit{
@@ -289,6 +322,7 @@ func (t *tick) commit(ctx context.Context, cursor int64, final bool) error {
 		Cursor:   cursor,
 		StartID:  t.startID,
 		Marks:    t.lb.marks,
+		Sets:     decided,
 		At:       now,
 		Prune:    p.prune(t.lb.start(cursor), now),
 	}
@@ -306,7 +340,7 @@ func (t *tick) commit(ctx context.Context, cursor int64, final bool) error {
 	t.cursor, t.committed = max(t.cursor, cursor), max(t.committed, cursor)
 	t.state.Initialized, t.state.Marks = true, append([]store.Mark(nil), t.lb.marks...)
 	t.pages = 0
-	t.pending = t.pending[:0]
+	t.pending, t.sets = t.pending[:0], t.sets[:0]
 	p.cursor.Set(float64(t.committed))
 	if len(events) > 0 {
 		p.log.Debug("events enqueued", "events", len(events), "cursor", t.committed)
@@ -325,42 +359,17 @@ func (p *Poller) prune(windowStart int64, now time.Time) store.Prune {
 	return pr
 }
 
-// orders turns the pending candidates into events with their full orders.
-func (t *tick) orders(ctx context.Context) ([]store.NewEvent, error) {
-	return t.p.withOrders(ctx, t.pending)
-}
-
-// withOrders turns candidates (at most 100) into events with their full
-// orders, fetched in one request.
-func (p *Poller) withOrders(ctx context.Context, cands []detect.Candidate) ([]store.NewEvent, error) {
-	if len(cands) == 0 {
-		return nil, nil
-	}
-	ids := make([]int64, 0, len(cands))
-	for _, c := range cands {
-		ids = append(ids, c.OrderID)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	got, err := p.client.Orders(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("poll: orders: %w", err)
-	}
-	byID := make(map[int64]retailcrm.Order, len(got))
-	for _, o := range got {
-		byID[o.ID] = o
-	}
-	events := make([]store.NewEvent, 0, len(cands))
-	for _, c := range cands {
-		o, ok := byID[c.OrderID]
-		events = append(events, p.newEvent(c, o.Raw, ok && len(o.Raw) > 0))
-	}
-	return events, nil
-}
-
-// newEvent completes a candidate with its order: the full order when the
-// API returned it, else the history entry's order, flagged orderMissing.
+// newEvent completes a status candidate with its order (see completed),
+// for the webhooks without a condition.
 func (p *Poller) newEvent(c detect.Candidate, order []byte, found bool) store.NewEvent {
+	ne := p.completed(c, order, found)
+	ne.Webhooks = p.statusTo
+	return ne
+}
+
+// completed completes a candidate with its order: the full order when the
+// API returned it, else the history entry's order, flagged orderMissing.
+func (p *Poller) completed(c detect.Candidate, order []byte, found bool) store.NewEvent {
 	ev := c.Event
 	if found {
 		ev.Order = order

@@ -22,7 +22,6 @@ import (
 
 	"github.com/go-resty/resty/v2"
 
-	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/redact"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
@@ -174,18 +173,21 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
+// Account is what AccountOptions reads of a configured account;
+// config.Account implements it. (This package cannot import config, whose
+// webhook conditions read history entries.)
+type Account interface {
+	ClientSettings() (baseURL, apiKey string, rateLimit float64, timeout time.Duration, ca []byte)
+}
+
 // AccountOptions are the options of a configured account's client: its
-// URL, key, rate limit and timeout. Callers add the rest (logger, user
+// URL, key, rate limit, timeout and ca_file. Callers add the rest (logger, user
 // agent, metrics hook, transport), so that the daemon, check and replay
 // build their clients alike.
-func AccountOptions(acct config.Account) Options {
-	return Options{
-		BaseURL:   acct.URL,
-		APIKey:    acct.APIKey.Reveal(),
-		RateLimit: acct.RateLimit,
-		Timeout:   acct.Timeout,
-		CA:        acct.CA,
-	}
+func AccountOptions(acct Account) Options {
+	o := Options{}
+	o.BaseURL, o.APIKey, o.RateLimit, o.Timeout, o.CA = acct.ClientSettings()
+	return o
 }
 
 // Credentials checks the key and returns its scopes and sites.

@@ -30,7 +30,27 @@ func encodeEvent(it *Item) []byte {
 	b = append(b, recordEvent)
 	b = binary.AppendVarint(b, it.OrderID)
 	b = appendTime(b, it.DetectedAt)
-	return appendEventFields(b, ev)
+	b = appendEventFields(b, ev)
+	if !hasSet(ev) {
+		return b
+	}
+	// An order.changed event's change set, source and user follow as one
+	// JSON field: records of the other events end before it, as they
+	// always did.
+	set, _ := json.Marshal(setFields{ev.ChangeSet, ev.Source, ev.User}) // raw values decoded from JSON always marshal
+	b = binary.AppendUvarint(b, uint64(len(set)))
+	return append(b, set...)
+}
+
+// setFields is the tail of an order.changed event's record.
+type setFields struct {
+	ChangeSet []event.SetEntry `json:"changeSet"`
+	Source    string           `json:"source,omitempty"`
+	User      json.RawMessage  `json:"user,omitempty"`
+}
+
+func hasSet(ev *event.Event) bool {
+	return len(ev.ChangeSet) > 0 || ev.Source != "" || len(ev.User) > 0
 }
 
 // decodeEvent parses an event record into it's Event, OrderID and
@@ -44,6 +64,13 @@ func decodeEvent(data []byte, it *Item) error {
 	it.OrderID = r.varint()
 	it.DetectedAt = r.time()
 	r.eventFields(&it.Event)
+	if r.err == nil && len(r.b) > 0 {
+		var set setFields
+		if err := json.Unmarshal(r.raw(), &set); err != nil {
+			r.fail("change set")
+		}
+		it.Event.ChangeSet, it.Event.Source, it.Event.User = set.ChangeSet, set.Source, set.User
+	}
 	return r.end()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
@@ -284,17 +285,21 @@ func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	queues := make([]*queue, len(webhooks))
-	for i, w := range webhooks {
+	queues := make(map[string]*queue, len(webhooks))
+	for _, w := range webhooks {
 		q, err := queueOf(acct, w, true)
 		if err != nil {
 			return err
 		}
-		queues[i] = q
+		queues[w] = q
 	}
 	events := acct.Bucket(bucketEvents)
 	for i := range evs {
 		ne := &evs[i]
+		to := targets(ne, webhooks)
+		if len(to) == 0 {
+			continue
+		}
 		seq, err := acct.NextSequence()
 		if err != nil {
 			return err
@@ -303,18 +308,33 @@ func enqueue(acct *bolt.Bucket, webhooks []string, evs []NewEvent) error {
 		if err := events.Put(u64(seq), encodeEvent(&it)); err != nil {
 			return err
 		}
-		for j, q := range queues {
-			if err := q.put(&it); err != nil {
-				return fmt.Errorf("webhook %s: %w", webhooks[j], err)
+		for _, w := range to {
+			if err := queues[w].put(&it); err != nil {
+				return fmt.Errorf("webhook %s: %w", w, err)
 			}
 		}
 	}
-	for _, q := range queues {
-		if err := q.flush(); err != nil {
+	for _, w := range webhooks {
+		if err := queues[w].flush(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// targets are the webhooks ne goes to: those of webhooks it names, or all
+// of them when it names none.
+func targets(ne *NewEvent, webhooks []string) []string {
+	if ne.Webhooks == nil {
+		return webhooks
+	}
+	var to []string
+	for _, w := range webhooks {
+		if slices.Contains(ne.Webhooks, w) {
+			to = append(to, w)
+		}
+	}
+	return to
 }
 
 // releaseEvent deletes the event record at seq, and its attempt log, once

@@ -53,6 +53,11 @@ type NewEvent struct {
 	// ChangedAt is the change's createdAt read in the account's time zone
 	// (zero when it does not parse): the order mark the sweep compares with.
 	ChangedAt time.Time
+	// Webhooks, when not nil, are the only webhooks the event goes to
+	// (those of the call that also name it): an order.changed event goes
+	// to the webhooks whose condition held, a status event to those
+	// without a condition. Nil: every webhook of the call.
+	Webhooks []string `json:",omitempty"`
 }
 
 // OrderMark is what the account knows about one order's transitions into
@@ -71,8 +76,12 @@ type Commit struct {
 	Cursor   int64  // new cursor (never lowered)
 	Marks    []Mark // replaces the stored marks
 	StartID  int64  // recorded by the first commit of an account only
-	At       time.Time
-	Prune    Prune
+	// Sets are decided change sets that made no event but must not be
+	// decided again (see SetMark); those of order.changed events are
+	// recorded with them.
+	Sets  []SetMark
+	At    time.Time
+	Prune Prune
 }
 
 // Prune says which seen ids and order marks a commit may delete: seen ids
@@ -262,7 +271,13 @@ func (s *Store) CommitPoll(account string, c Commit) error {
 		if _, err := addEvents(acct, c.Events, c.Webhooks, c.At); err != nil {
 			return err
 		}
+		if err := putSetMarks(acct, c.Sets, c.At); err != nil {
+			return err
+		}
 		if err := prune(acct, c.Prune); err != nil {
+			return err
+		}
+		if err := pruneSets(acct, c.Prune.SeenBelow); err != nil {
 			return err
 		}
 		state := acct.Bucket(bucketState)
@@ -317,6 +332,13 @@ func checkEvents(evs []NewEvent, webhooks []string) error {
 	if len(evs) > 0 && len(webhooks) == 0 {
 		return fmt.Errorf("%d events but no webhooks", len(evs))
 	}
+	for i := range evs {
+		for _, w := range evs[i].Webhooks {
+			if w == "" {
+				return fmt.Errorf("event %q: empty webhook name", evs[i].Event.ID)
+			}
+		}
+	}
 	for _, w := range webhooks {
 		if w == "" {
 			return fmt.Errorf("empty webhook name")
@@ -335,7 +357,10 @@ func checkEvents(evs []NewEvent, webhooks []string) error {
 // both finding it, never duplicates), and so is a second order.created of
 // one order. Each enqueued event's history id is recorded as seen (with
 // the time, so the seen set can be pruned by age) and its order's mark
-// moves up to the change. Returns the indexes of the enqueued events.
+// moves up to the change. An order.changed event is deduplicated by its
+// change set's mark instead (see SetMark) and leaves the seen ids and
+// order marks, which are the status rules', alone; so is an event none of
+// webhooks takes. Returns the indexes of the enqueued events.
 func addEvents(acct *bolt.Bucket, evs []NewEvent, webhooks []string, at time.Time) ([]int, error) {
 	seen := acct.Bucket(bucketSeen)
 	orders := acct.Bucket(bucketOrders)
@@ -344,6 +369,20 @@ func addEvents(acct *bolt.Bucket, evs []NewEvent, webhooks []string, at time.Tim
 	stamp := u64(uint64(at.Unix()))
 	for i := range evs {
 		ne := &evs[i]
+		if len(targets(ne, webhooks)) == 0 {
+			continue
+		}
+		if changed(ne) {
+			dup, err := setSeen(acct, ne, at)
+			if err != nil {
+				return nil, err
+			}
+			if !dup {
+				added = append(added, i)
+				fresh = append(fresh, *ne)
+			}
+			continue
+		}
 		hid := u64(uint64(ne.Event.Change.HistoryID))
 		if has(seen, hid) {
 			continue

@@ -84,6 +84,8 @@ type Account struct {
 	requests      map[string]int
 	rateLimited   int
 	faults        Faults
+	walkUser      int64            // SaveWalk's last user id: each user save has its own
+	walkBy        map[int64]string // SaveWalk: per order, the author and second of its last save
 }
 
 // keyState tracks one key's requests for the sliding-window rate limit.
@@ -417,31 +419,7 @@ func (a *Account) tick() time.Time {
 // only later. The entry's status is the order's current one. It returns the
 // history id.
 func (a *Account) appendEntry(e entry, at time.Time, by Change) int64 {
-	// Mostly small gaps, sometimes a big one (entries of other objects).
-	gap := 1 + a.rng.Int64N(3)
-	if a.rng.IntN(20) == 0 {
-		gap += a.rng.Int64N(50)
-	}
-	a.lastHistID += gap
-	e.id = a.lastHistID
-	e.at = at.UnixNano()
-	e.status = int16(a.statuses[e.order.Status])
-	e.source, e.userID, e.apiKey = by.Source, int32(by.UserID), by.APIKey
-	if e.source == "" {
-		e.source = "user"
-	}
-	if !slices.Contains(sources, e.source) {
-		panic(fmt.Sprintf("crmsim: unknown history source %q", e.source))
-	}
-	if e.source == "user" && e.userID == 0 {
-		e.userID = 1 + a.rng.Int32N(30)
-	}
-	if lc := a.faults.LateCommit; lc.Probability > 0 && lc.Delay > 0 && a.rng.Float64() < lc.Probability {
-		e.hidden = true
-		a.pending = append(a.pending, pendingEntry{idx: len(a.history), visibleAt: at.Add(lc.Delay).UnixNano()})
-	}
-	a.history = append(a.history, e)
-	return e.id
+	return a.appendSave([]entry{e}, at, by)[0]
 }
 
 // transition returns the ground truth of a status entry.

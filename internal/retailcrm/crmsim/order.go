@@ -31,6 +31,8 @@ type order struct {
 	PaymentsAsList bool
 	NoPayments     emptyShape
 	CustomFields   map[string]any
+	DeliveryCost   float64 // with DeliveryCity: "delivery", left out while both are zero
+	DeliveryCity   string
 	deleted        bool
 }
 
@@ -135,28 +137,38 @@ func (o *order) total() float64 {
 }
 
 type wireOrder struct {
-	Slug            int64        `json:"slug"`
-	ID              int64        `json:"id"`
-	Number          string       `json:"number"`
-	ExternalID      string       `json:"externalId,omitempty"`
-	OrderType       string       `json:"orderType"`
-	OrderMethod     string       `json:"orderMethod"`
-	CreatedAt       string       `json:"createdAt"`
-	StatusUpdatedAt string       `json:"statusUpdatedAt"`
-	Summ            float64      `json:"summ"`
-	TotalSumm       float64      `json:"totalSumm"`
-	PrepaySum       float64      `json:"prepaySum"`
-	LastName        string       `json:"lastName"`
-	FirstName       string       `json:"firstName"`
-	Phone           string       `json:"phone"`
-	Email           string       `json:"email"`
-	ManagerID       int64        `json:"managerId"`
-	Customer        wireCustomer `json:"customer"`
-	Site            string       `json:"site"`
-	Status          string       `json:"status"`
-	Items           []wireItem   `json:"items"`
-	Payments        any          `json:"payments,omitempty"` // see order.PaymentsAsList; nil leaves the key out
-	CustomFields    any          `json:"customFields"`       // [] when empty, as PHP encodes an empty map
+	Slug            int64         `json:"slug"`
+	ID              int64         `json:"id"`
+	Number          string        `json:"number"`
+	ExternalID      string        `json:"externalId,omitempty"`
+	OrderType       string        `json:"orderType"`
+	OrderMethod     string        `json:"orderMethod"`
+	CreatedAt       string        `json:"createdAt"`
+	StatusUpdatedAt string        `json:"statusUpdatedAt"`
+	Summ            float64       `json:"summ"`
+	TotalSumm       float64       `json:"totalSumm"`
+	PrepaySum       float64       `json:"prepaySum"`
+	LastName        string        `json:"lastName"`
+	FirstName       string        `json:"firstName"`
+	Phone           string        `json:"phone"`
+	Email           string        `json:"email"`
+	ManagerID       int64         `json:"managerId"`
+	Customer        wireCustomer  `json:"customer"`
+	Site            string        `json:"site"`
+	Status          string        `json:"status"`
+	Items           []wireItem    `json:"items"`
+	Payments        any           `json:"payments,omitempty"` // see order.PaymentsAsList; nil leaves the key out
+	CustomFields    any           `json:"customFields"`       // [] when empty, as PHP encodes an empty map
+	Delivery        *wireDelivery `json:"delivery,omitempty"`
+}
+
+type wireDelivery struct {
+	Cost    float64             `json:"cost"`
+	Address wireDeliveryAddress `json:"address"`
+}
+
+type wireDeliveryAddress struct {
+	City string `json:"city,omitempty"`
 }
 
 type wireCustomer struct {
@@ -226,7 +238,15 @@ func (o *order) wire(tz *time.Location) wireOrder {
 		Items:        o.Items,
 		Payments:     o.wirePayments(),
 		CustomFields: cf,
+		Delivery:     o.wireDelivery(),
 	}
+}
+
+func (o *order) wireDelivery() *wireDelivery {
+	if o.DeliveryCost == 0 && o.DeliveryCity == "" {
+		return nil
+	}
+	return &wireDelivery{Cost: o.DeliveryCost, Address: wireDeliveryAddress{City: o.DeliveryCity}}
 }
 
 func (o *order) wirePayments() any {
@@ -266,6 +286,9 @@ type entry struct {
 	status int16 // index in the account's statuses: the order's status right after the change
 	old    int16 // a status change's previous status; noStatus on creation and other entries
 	hidden bool  // a late commit not visible yet (see Account.pending)
+	// saveStart: the first entry of a save; the entries up to the next
+	// such are one change set (see Account.ChangeSets).
+	saveStart bool
 }
 
 // noStatus is entry.old when there is no previous status.
