@@ -9,7 +9,6 @@ package retailcrm
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -349,73 +348,6 @@ func (c *Client) get(ctx context.Context, endpoint, path string, q url.Values) (
 		return nil, err
 	}
 	return body, nil
-}
-
-// envelope is what every answer shares. success is lenient: mocks and
-// PHP clients send "true", 1 and the like.
-type envelope struct {
-	Success  lenientFlag     `json:"success"`
-	ErrorMsg lenientString   `json:"errorMsg"`
-	Errors   json.RawMessage `json:"errors"`
-}
-
-// classify turns an HTTP answer into nil (a successful JSON answer) or the
-// error it means. Statuses decide first: RetailCRM's 403 and 503 bodies
-// vary. A success flag that is absent or unrecognised leaves the decision
-// to the status code.
-func classify(path string, code int, h http.Header, body []byte) error {
-	var env envelope
-	envErr := unmarshalObject(body, &env)
-	html := isHTML(h.Get("Content-Type"), body)
-	detail := "HTTP " + strconv.Itoa(code)
-	if env.ErrorMsg != "" {
-		detail += " " + string(env.ErrorMsg)
-	}
-	switch {
-	case envErr == nil && accountMissing(string(env.ErrorMsg)):
-		return fmt.Errorf("%w: %s: %s", ErrAccountNotFound, path, detail)
-	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Errorf("%w: %s: %s", ErrUnauthorized, path, detail)
-	case code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests:
-		if ra := h.Get("Retry-After"); ra != "" {
-			detail += " (Retry-After " + ra + ")"
-		}
-		return fmt.Errorf("%w: %s: %s", ErrRateLimited, path, detail)
-	case code >= 300 && code < 400:
-		return fmt.Errorf("%w: %s: %s redirect to %q", ErrAccountNotFound, path, detail, h.Get("Location"))
-	case html && code < 500:
-		return fmt.Errorf("%w: %s: %s with an HTML page", ErrAccountNotFound, path, detail)
-	case envErr == nil && (code >= 400 || (env.Success.set && !env.Success.value)):
-		msg := string(env.ErrorMsg)
-		if msg == "" {
-			msg = http.StatusText(code)
-		}
-		return &APIError{Endpoint: path, StatusCode: code, Message: msg, Errors: decodeErrors(env.Errors)}
-	case code >= 500:
-		return fmt.Errorf("%w: %s: %s", ErrUnavailable, path, detail)
-	case envErr != nil:
-		return fmt.Errorf("%w: %s: %s: %w", ErrBadResponse, path, detail, envErr)
-	case code < 200 || code >= 300:
-		return fmt.Errorf("%w: %s: unexpected %s", ErrBadResponse, path, detail)
-	}
-	return nil
-}
-
-// accountMissing recognises the answer of a RetailCRM host that has no
-// such account, "Account does not exist" with or without the full stop
-// (the official Go client maps it the same way).
-func accountMissing(msg string) bool {
-	return strings.EqualFold(strings.TrimSuffix(strings.TrimSpace(msg), "."), "Account does not exist")
-}
-
-// isHTML: RetailCRM always answers JSON, so an HTML page (by type or by
-// its first byte) comes from something else at that URL.
-func isHTML(contentType string, body []byte) bool {
-	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "text/html") {
-		return true
-	}
-	b := strings.TrimLeft(string(body[:min(len(body), 64)]), " \t\r\n\ufeff")
-	return strings.HasPrefix(b, "<")
 }
 
 // wait paces every attempt, retries included.

@@ -60,15 +60,6 @@ type NewEvent struct {
 	Webhooks []string `json:",omitempty"`
 }
 
-// OrderMark is what the account knows about one order's transitions into
-// target statuses: the orders sweep reads an order's history only when the
-// order's statusUpdatedAt is later than At.
-type OrderMark struct {
-	OrderID int64
-	At      time.Time // the latest transition handled: emitted, or checked by a sweep
-	Created bool      // its order.created event was emitted: never a second one
-}
-
 // Commit is everything one poll step writes, atomically.
 type Commit struct {
 	Events   []NewEvent // enqueued for every webhook in Webhooks; history ids recorded as seen
@@ -230,32 +221,6 @@ func (s *Store) Seen(account string, from, to int64) (map[int64]bool, error) {
 	return seen, nil
 }
 
-// OrderMarks returns the marks of the given orders; orders without one are
-// absent from the map.
-func (s *Store) OrderMarks(account string, ids []int64) (map[int64]OrderMark, error) {
-	out := make(map[int64]OrderMark, len(ids))
-	err := s.view(func(tx *bolt.Tx) error {
-		b := sub(accountBucket(tx, account), bucketOrders)
-		if b == nil {
-			return nil
-		}
-		for _, id := range ids {
-			if v := b.Get(u64(uint64(id))); v != nil {
-				m, err := decodeOrderMark(id, v)
-				if err != nil {
-					return err
-				}
-				out[id] = m
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, wrapErr(err, "order marks of %s", account)
-	}
-	return out, nil
-}
-
 // CommitPoll writes a poll step in one transaction: the events (see
 // addEvents), the cursor and marks; the first commit also records StartID
 // and marks the account initialized.
@@ -408,60 +373,6 @@ func addEvents(acct *bolt.Bucket, evs []NewEvent, webhooks []string, at time.Tim
 	return added, enqueue(acct, webhooks, fresh)
 }
 
-// markOrder moves the order mark of ne's order up to its change; false
-// (and no write) for a second order.created of one order.
-func markOrder(orders *bolt.Bucket, ne *NewEvent, at time.Time) (bool, error) {
-	m := OrderMark{OrderID: ne.OrderID}
-	if v := orders.Get(u64(uint64(ne.OrderID))); v != nil {
-		var err error
-		if m, err = decodeOrderMark(ne.OrderID, v); err != nil {
-			return false, err
-		}
-	}
-	created := ne.Event.Type == event.Created
-	if created && m.Created {
-		return false, nil
-	}
-	return true, putOrderMark(orders, OrderMark{OrderID: ne.OrderID, At: ne.ChangedAt, Created: created}, at)
-}
-
-// Order mark records: version byte, At (unix ns, 0 for none), created
-// flag, written (unix seconds, for pruning).
-const orderMarkV1 = 1
-
-func putOrderMark(b *bolt.Bucket, m OrderMark, written time.Time) error {
-	if old := b.Get(u64(uint64(m.OrderID))); old != nil {
-		prev, err := decodeOrderMark(m.OrderID, old)
-		if err != nil {
-			return err
-		}
-		if prev.At.After(m.At) {
-			m.At = prev.At
-		}
-		m.Created = m.Created || prev.Created
-	}
-	v := []byte{orderMarkV1}
-	var ns int64
-	if !m.At.IsZero() {
-		ns = m.At.UnixNano()
-	}
-	v = binary.BigEndian.AppendUint64(v, uint64(ns))
-	v = appendBool(v, m.Created)
-	v = binary.BigEndian.AppendUint64(v, uint64(written.Unix()))
-	return b.Put(u64(uint64(m.OrderID)), v)
-}
-
-func decodeOrderMark(id int64, v []byte) (OrderMark, error) {
-	if len(v) != 18 || v[0] != orderMarkV1 || v[9] > 1 {
-		return OrderMark{}, fmt.Errorf("%w: order mark of %d", ErrCorrupt, id)
-	}
-	m := OrderMark{OrderID: id, Created: v[9] == 1}
-	if ns := int64(binary.BigEndian.Uint64(v[1:9])); ns != 0 {
-		m.At = time.Unix(0, ns).UTC()
-	}
-	return m, nil
-}
-
 // raiseSeenPruned moves the watermark up to key, the highest id pruned
 // (keys go in ascending order); it never goes down.
 func raiseSeenPruned(state *bolt.Bucket, key []byte) error {
@@ -469,14 +380,6 @@ func raiseSeenPruned(state *bolt.Bucket, key []byte) error {
 		return nil
 	}
 	return state.Put(keySeenPruned, bytes.Clone(key))
-}
-
-// orderMarkWritten is when a mark record was last written.
-func orderMarkWritten(v []byte) time.Time {
-	if len(v) != 18 {
-		return time.Time{}
-	}
-	return time.Unix(int64(binary.BigEndian.Uint64(v[10:])), 0)
 }
 
 // prune applies p (see Prune). Keys are collected first: deleting under a
