@@ -34,45 +34,6 @@ type Item struct {
 	Log *Attempt `json:"-"`
 }
 
-// dueAt is the time an item's due key sorts by: its next attempt, or its
-// detection time when it was never attempted, so retries that are due and
-// fresh events interleave by time.
-func dueAt(it *Item) time.Time {
-	if !it.NextAttempt.IsZero() {
-		return it.NextAttempt
-	}
-	return it.DetectedAt
-}
-
-// dueKey is due/<webhook>'s key: due time in unix nanoseconds, then Seq.
-// Times outside what int64 nanoseconds hold are clamped, so the key order
-// stays the time order.
-func dueKey(at time.Time, seq uint64) []byte {
-	var ns uint64
-	switch {
-	case at.Before(time.Unix(0, 0)):
-	case at.After(time.Unix(0, math.MaxInt64)):
-		ns = math.MaxInt64
-	default:
-		ns = uint64(at.UnixNano())
-	}
-	return binary.BigEndian.AppendUint64(u64(ns), seq)
-}
-
-// chainKey is chain/<webhook>'s key: order id, then Seq, so an order's
-// pending items are adjacent and in detection order.
-func chainKey(order int64, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(u64(uint64(order)), seq)
-}
-
-// splitKey splits a 16-byte due or chain key.
-func splitKey(k []byte) (hi, seq uint64, err error) {
-	if len(k) != 16 {
-		return 0, 0, fmt.Errorf("%w: index key %x is not 16 bytes", ErrCorrupt, k)
-	}
-	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(k[8:]), nil
-}
-
 // queue is one webhook's buckets of an account, within one transaction.
 // Every change to its pending items goes through put, remove and
 // reschedule, which keep the invariant the scheduler relies on: for each
