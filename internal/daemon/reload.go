@@ -70,11 +70,13 @@ func (d *daemon) reload(polls context.Context) {
 		d.admin.SetConfig(cfg)
 	}
 	d.refreshGauges()
-	d.m.ConfigReloadsTotal.WithLabelValues("ok").Inc()
-	d.m.ConfigLastReloadOK.Set(1)
 	d.log.Info("config reloaded", "accounts", len(cfg.Accounts), "added_or_changed", len(added), "removed", len(removed))
 	d.removedAccounts(cfg, old, time.Now())
 	d.warnFromEnv(cfg)
+	// Counted last: whoever waits on the count sees everything the reload
+	// did and logged.
+	d.m.ConfigReloadsTotal.WithLabelValues("ok").Inc()
+	d.m.ConfigLastReloadOK.Set(1)
 }
 
 // warnFromEnv names each secret or URL the reloaded config takes from an
