@@ -30,7 +30,8 @@ import (
 // alone, as the set is read, and its verdict is final. A condition that
 // names `order` (and every matching set, whose event carries the order)
 // waits for the commit's one orders request, and is evaluated with the
-// order as the API returns it then.
+// order as the API returns it then, unless a part of it over the change
+// set alone already rules the set out (prefilter.go).
 //
 // Decided once. A set that made an event, or whose verdict read the order,
 // is recorded (store.SetMark) with the commit that moves the cursor past
@@ -61,6 +62,7 @@ const markSpan = 1000
 type hook struct {
 	name string
 	when *condition.Condition
+	pre  []*condition.Condition // when it reads the order: see prefilter
 }
 
 // grouper collects adjacent entries into change sets.
@@ -118,12 +120,14 @@ func (p *Poller) decide(set []retailcrm.HistoryEntry, refs condition.Refs) (setC
 	sc := setCand{set: set}
 	var env *condition.Env
 	for _, h := range p.hooks {
-		if h.when.ReadsOrder() {
-			sc.later = append(sc.later, h)
-			continue
-		}
 		if env == nil {
 			env = condition.NewEnv(set, nil, refs)
+		}
+		if h.when.ReadsOrder() {
+			if !ruledOut(h.pre, env) {
+				sc.later = append(sc.later, h)
+			}
+			continue
 		}
 		ok, err := h.when.EvalEnv(env)
 		switch {

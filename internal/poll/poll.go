@@ -140,7 +140,11 @@ func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metr
 	for _, w := range acct.Webhooks {
 		webhooks = append(webhooks, w.Name)
 		if w.When != nil {
-			hooks = append(hooks, hook{name: w.Name, when: w.When})
+			h := hook{name: w.Name, when: w.When}
+			if w.When.ReadsOrder() {
+				h.pre = prefilter(w.When)
+			}
+			hooks = append(hooks, h)
 		} else {
 			plain = append(plain, w.Name)
 		}
