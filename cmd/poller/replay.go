@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/admin"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
@@ -59,12 +60,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	log := logging.New(cfg.Log, stderr).With("account", acct.Name)
-	m := metrics.New()
-	opts := retailcrm.AccountOptions(*acct)
-	opts.Logger, opts.UserAgent = log, version.UserAgent()
-	opts.RateLimit = max(acct.RateLimit/2, 1)
-	client, err := retailcrm.New(opts)
+	p, err := historyReader(cfg, *acct, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "poller replay: %v\n", err)
 		return exitFailure
@@ -74,7 +70,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "replaying %s from %s to %s to webhooks %s\n", acct.Name,
 		from.Format(time.RFC3339), to.Format(time.RFC3339), strings.Join(webhooks, ", "))
 	queued := 0
-	p := poll.New(*acct, client, nil, m, log, nil)
 	res, err := p.Replay(ctx, from, to, func(evs []store.NewEvent) error {
 		// An event that names its webhooks (a condition's, or the status
 		// events' beside conditions) goes to the replayed ones among them.
@@ -145,4 +140,19 @@ func replayWindow(fromText, toText string, now time.Time) (from, to time.Time, e
 		return from, to, fmt.Errorf("-to %s is in the future: what happens from now on, the poll sends", toText)
 	}
 	return from, to, nil
+}
+
+// historyReader is the poller that replay and when read an account's
+// history with, beside the daemon: no state file, its own metrics, and
+// half the account's rate_limit, since it shares the key with the daemon.
+func historyReader(cfg *config.Config, acct config.Account, stderr io.Writer) (*poll.Poller, error) {
+	log := logging.New(cfg.Log, stderr).With("account", acct.Name)
+	opts := retailcrm.AccountOptions(acct)
+	opts.Logger, opts.UserAgent = log, version.UserAgent()
+	opts.RateLimit = max(acct.RateLimit/2, 1)
+	client, err := retailcrm.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return poll.New(acct, client, nil, metrics.New(), log, nil), nil
 }

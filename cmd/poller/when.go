@@ -14,12 +14,7 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/poll"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/version"
 )
 
 const whenArgs = "-config FILE -account A [-since DURATION] ['EXPR']"
@@ -79,11 +74,7 @@ func cmdWhen(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	log := logging.New(cfg.Log, stderr).With("account", acct.Name)
-	opts := retailcrm.AccountOptions(acct)
-	opts.Logger, opts.UserAgent = log, version.UserAgent()
-	opts.RateLimit = max(acct.RateLimit/2, 1)
-	client, err := retailcrm.New(opts)
+	p, err := historyReader(cfg, acct, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "poller when: %v\n", err)
 		return exitFailure
@@ -93,7 +84,6 @@ func cmdWhen(args []string, stdout, stderr io.Writer) int {
 	to := time.Now()
 	from := to.Add(-*since)
 	fmt.Fprintf(stdout, "reading %s's history from %s to %s\n", acct.Name, from.Format(time.RFC3339), to.Format(time.RFC3339))
-	p := poll.New(acct, client, nil, metrics.New(), log, nil)
 	matched := 0
 	res, err := p.Replay(ctx, from, to, func(evs []store.NewEvent) error {
 		for _, ne := range evs {
