@@ -1,6 +1,7 @@
 package condition
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -125,31 +126,30 @@ func operandStart(toks []lexer.Token, end int) int {
 // matchingBack returns the index of the bracket that opens toks[closing],
 // or -1.
 func matchingBack(toks []lexer.Token, closing int) int {
-	depth := 0
-	for j := closing; j >= 0; j-- {
-		switch {
-		case toks[j].Is(lexer.Bracket, ")"), toks[j].Is(lexer.Bracket, "]"), toks[j].Is(lexer.Bracket, "}"):
-			depth++
-		case toks[j].Is(lexer.Bracket, "("), toks[j].Is(lexer.Bracket, "["), toks[j].Is(lexer.Bracket, "{"):
-			depth--
-			if depth == 0 {
-				return j
-			}
-		}
-	}
-	return -1
+	return balance(toks, closing, -1, closers, openers)
 }
 
 // matching returns the index of the bracket that closes toks[open], or -1.
 func matching(toks []lexer.Token, open int) int {
+	return balance(toks, open, 1, openers, closers)
+}
+
+var openers, closers = []string{"(", "[", "{"}, []string{")", "]", "}"}
+
+// balance walks toks from start by step (1 or -1), counting in brackets
+// up and out brackets down, and returns the index where the count is back
+// to zero, or -1.
+func balance(toks []lexer.Token, start, step int, in, out []string) int {
 	depth := 0
-	for j := open; j < len(toks); j++ {
+	for j := start; j >= 0 && j < len(toks); j += step {
+		if toks[j].Kind != lexer.Bracket {
+			continue
+		}
 		switch {
-		case toks[j].Is(lexer.Bracket, "("), toks[j].Is(lexer.Bracket, "["), toks[j].Is(lexer.Bracket, "{"):
+		case slices.Contains(in, toks[j].Value):
 			depth++
-		case toks[j].Is(lexer.Bracket, ")"), toks[j].Is(lexer.Bracket, "]"), toks[j].Is(lexer.Bracket, "}"):
-			depth--
-			if depth == 0 {
+		case slices.Contains(out, toks[j].Value):
+			if depth--; depth == 0 {
 				return j
 			}
 		}

@@ -179,25 +179,7 @@ func TestCrashConsistency(t *testing.T) {
 		t.Fatalf("the child moved the cursor in only %d of %d runs: it was killed before doing anything", advanced, kills)
 	}
 
-	st, err := store.Open(dbPath, store.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m := metrics.New()
-	client, err := retailcrm.New(testClientOptions(cfg, m, 3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(cfg, client, st, m, discard(), nil)
-	for range 1000 {
-		if err := p.Poll(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if s, _ := st.State("acme"); s.Cursor == crm.LastHistoryID() {
-			break
-		}
-	}
+	st := drainAfterKills(t, dbPath, cfg, crm)
 	items, err := st.Pending("acme", "1", 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -255,4 +237,31 @@ func checkAfterCrash(t *testing.T, dbPath string, cfg config.Account, crm *crmsi
 		}
 	}
 	return state.Cursor, ok
+}
+
+// drainAfterKills opens the store the killed children left and polls it
+// in-process until the cursor reaches the simulator's last entry, so that
+// the outbox can be compared with the whole history.
+func drainAfterKills(t *testing.T, dbPath string, cfg config.Account, crm *crmsim.Account) *store.Store {
+	t.Helper()
+	st, err := store.Open(dbPath, store.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m := metrics.New()
+	client, err := retailcrm.New(testClientOptions(cfg, m, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(cfg, client, st, m, discard(), nil)
+	for range 1000 {
+		if err := p.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := st.State("acme"); s.Cursor == crm.LastHistoryID() {
+			break
+		}
+	}
+	return st
 }

@@ -2,7 +2,6 @@ package poll
 
 import (
 	"bufio"
-	"context"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
@@ -17,8 +16,6 @@ import (
 	"github.com/retailcrm-poller/retailcrm-poller/internal/condition"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/event"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 )
@@ -109,25 +106,7 @@ func TestCrashConsistencySets(t *testing.T) {
 	}
 	stopShop()
 
-	st, err := store.Open(dbPath, store.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	m := metrics.New()
-	client, err := retailcrm.New(testClientOptions(cfg, m, 3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(cfg, client, st, m, discard(), nil)
-	for range 1000 {
-		if err := p.Poll(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if s, _ := st.State("acme"); s.Cursor == crm.LastHistoryID() {
-			break
-		}
-	}
+	st := drainAfterKills(t, dbPath, cfg, crm)
 	truth := crm.ChangeSets()
 	for _, w := range []struct {
 		name string

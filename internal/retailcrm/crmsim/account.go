@@ -325,6 +325,19 @@ func (a *Account) HistoryLen() int {
 	return len(a.history)
 }
 
+// liveOrders creates random orders until at least n (and one) are live,
+// for the random walks; walk names the caller in the panic on a
+// simulator without two statuses to move between. a.mu is held.
+func (a *Account) liveOrders(rng *rand.Rand, n int, walk string) {
+	if len(a.opts.Statuses) < 2 {
+		panic("crmsim: " + walk + " needs at least two statuses")
+	}
+	for len(a.live) < max(n, 1) {
+		site := a.opts.Sites[rng.IntN(len(a.opts.Sites))]
+		a.createOrder(site, a.opts.Statuses[rng.IntN(len(a.opts.Statuses))], Change{})
+	}
+}
+
 // RandomWalk makes the account busy the way a shop is: it first creates
 // orders until at least `orders` orders exist (at least one; on random
 // sites, in random statuses), then makes `changes` status changes, each on
@@ -342,15 +355,9 @@ func (a *Account) HistoryLen() int {
 // MergeOrder). Everything is recorded in Transitions; the draws come from
 // rng, which must not be used concurrently elsewhere.
 func (a *Account) RandomWalk(rng *rand.Rand, orders, changes int) {
-	if len(a.opts.Statuses) < 2 {
-		panic("crmsim: RandomWalk needs at least two statuses")
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for len(a.live) < max(orders, 1) {
-		site := a.opts.Sites[rng.IntN(len(a.opts.Sites))]
-		a.createOrder(site, a.opts.Statuses[rng.IntN(len(a.opts.Statuses))], Change{})
-	}
+	a.liveOrders(rng, orders, "RandomWalk")
 	for range changes {
 		for range extrasPerChange[rng.IntN(len(extrasPerChange))] {
 			a.randomExtra(rng, a.orders[a.live[rng.IntN(len(a.live))]])

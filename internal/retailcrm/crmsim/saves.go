@@ -145,18 +145,12 @@ var cities = []string{"Accra", "Kumasi", "Tamale", "Moscow", "Kazan"}
 // and the first payment's status and amount, made by a user, the API or
 // RetailCRM itself. A save is never about the order of the entry before
 // it, and two saves of one order never share their author and second, so
-// saves and change sets are one to one, late commits or not. The draws come from rng, which must not be used
-// concurrently elsewhere.
+// saves and change sets are one to one, late commits or not. The draws
+// come from rng, which must not be used concurrently elsewhere.
 func (a *Account) SaveWalk(rng *rand.Rand, orders, saves int) {
-	if len(a.opts.Statuses) < 2 {
-		panic("crmsim: SaveWalk needs at least two statuses")
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for len(a.live) < max(orders, 1) {
-		site := a.opts.Sites[rng.IntN(len(a.opts.Sites))]
-		a.createOrder(site, a.opts.Statuses[rng.IntN(len(a.opts.Statuses))], Change{})
-	}
+	a.liveOrders(rng, orders, "SaveWalk")
 	for range saves {
 		o := a.orders[a.live[rng.IntN(len(a.live))]]
 		// Never the order of the entry before: two saves of one order by
