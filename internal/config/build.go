@@ -31,8 +31,9 @@ var reservedHeaders = []string{"webhook-id", "webhook-timestamp", "webhook-signa
 // key or token, and an operator fixes the file, not the environment.
 type builder struct {
 	*decoder
-	dir      string   // relative *_file paths are read from the config's directory
-	warnings []*Error // see Config.Warnings
+	dir      string            // relative *_file paths are read from the config's directory
+	warnings []*Error          // see Config.Warnings
+	cas      map[string][]byte // ca_files read, by path
 }
 
 // bad reports an invalid value at the place f was written, unless decoding

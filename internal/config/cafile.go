@@ -11,7 +11,8 @@ const maxCAFile = 4 << 20
 
 // caFile reads an account's ca_file and checks that every PEM block in it
 // is a certificate, so that a wrong file (a key, an empty file) is an error
-// at check time, not a TLS failure at the first poll.
+// at check time, not a TLS failure at the first poll. A file is read once
+// per load: accounts that inherit ca_file from defaults share its bytes.
 func (b *builder) caFile(file field[string]) []byte {
 	if !file.Set || file.Invalid {
 		return nil
@@ -20,6 +21,9 @@ func (b *builder) caFile(file field[string]) []byte {
 	if p == "" {
 		bad(b, file, "must not be empty")
 		return nil
+	}
+	if data, ok := b.cas[p]; ok {
+		return data
 	}
 	data, err := readSmallFile(p, maxCAFile)
 	if err != nil {
@@ -45,5 +49,9 @@ func (b *builder) caFile(file field[string]) []byte {
 		bad(b, file, "%s holds no PEM certificate", shown)
 		return nil
 	}
+	if b.cas == nil {
+		b.cas = map[string][]byte{}
+	}
+	b.cas[p] = data
 	return data
 }

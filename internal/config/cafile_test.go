@@ -63,3 +63,21 @@ func TestCAFile(t *testing.T) {
 		})
 	}
 }
+
+// TestCAFileReadOncePerLoad: the accounts that inherit ca_file share its
+// bytes (at 10,000 accounts a copy each was 12 MB of the daemon's heap).
+func TestCAFileReadOncePerLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), testkit.NewTLSChain(t, "*.crm.test").CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := "defaults:\n  ca_file: ca.pem" + minimal + strings.Replace(strings.TrimPrefix(minimal, "\naccounts:\n"), "ghana", "togo", 1)
+	cfg, err := Parse(filepath.Join(dir, "c.yaml"), []byte(src), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Accounts[0].CA, cfg.Accounts[1].CA
+	if len(a) == 0 || &a[0] != &b[0] {
+		t.Errorf("the two accounts hold separate copies of ca_file (%d and %d bytes)", len(a), len(b))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/retailcrm-poller/retailcrm-poller/internal/connpool"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm"
 )
 
@@ -13,7 +14,7 @@ import (
 // bounded per pool, not per account, and a reload keeps them.
 type pools struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error) // nil: the URL's host
-	byCA map[string]*http.Transport
+	byCA map[string]*connpool.Transport
 }
 
 // get returns the pool of the accounts that trust ca (nil: the system's
@@ -28,7 +29,7 @@ func (p *pools) get(ca []byte) (http.RoundTripper, error) {
 		return nil, err
 	}
 	if p.byCA == nil {
-		p.byCA = map[string]*http.Transport{}
+		p.byCA = map[string]*connpool.Transport{}
 	}
 	p.byCA[string(ca)] = t
 	return t, nil

@@ -7,26 +7,36 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/connpool"
 )
 
-// Connection pool bounds. Each account is its own HTTPS host, so at 10,000
-// accounts most polls would open a new TLS connection; what makes that
-// cheap is measured in docs/PERFORMANCE.md ("TLS").
+// Connection pool bounds. Each account is its own HTTPS host, polled once
+// an interval; what makes that cheap is measured in docs/PERFORMANCE.md
+// ("Over TLS").
 const (
 	// IdleTimeout keeps an idle connection long enough for an account on
 	// @every 1m to find it at its next poll. Servers close idle
-	// connections after their own keep-alive time (nginx: 75 s), which
-	// ends longer waits anyway; session resumption makes the new
-	// connection cheap then.
-	IdleTimeout = 3 * time.Minute
-	// MaxIdle bounds the idle connections of one pool: the memory budget
-	// (about 30 KB each over TLS, so 48 MB at most).
-	MaxIdle = 1536
+	// connections after their own keep-alive time (nginx: 75 s); a request
+	// that finds its connection closed is sent again on a new one, which
+	// resumes the host's TLS session.
+	IdleTimeout = 2 * time.Minute
+	// MaxIdle bounds the idle connections of one pool, one per account
+	// host for up to 12,288 accounts: the memory budget. An idle
+	// connection costs its socket and TLS state, about 8 KB measured
+	// (16 KB more after a response in full-size TLS records), so 100–300 MB
+	// at most; past it, the accounts kept first stay kept and the others
+	// connect at each poll.
+	MaxIdle = 12288
 	// SessionCacheSize is how many hosts' TLS sessions a pool remembers:
 	// a new connection to one of them resumes its session and skips the
 	// certificate chain's verification. An entry is a ticket of a few
 	// hundred bytes (certificates are shared between entries).
 	SessionCacheSize = 32768
+	// proxiedMaxIdle bounds the idle connections of net/http's pool, which
+	// serves the accounts reached through a proxy: about 55 KB each there
+	// (two goroutines and their buffers), so 85 MB at most.
+	proxiedMaxIdle = 1536
 )
 
 // TransportOptions shape a pool of NewTransport. The zero value trusts
@@ -38,15 +48,15 @@ type TransportOptions struct {
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// NewTransport returns the connection pool clients use: kept-alive
-// connections (a dial per request would add a variable delay that bunches
-// paced requests up on arrival), a few idle ones per account host, a
-// bound on all idle ones, so thousands of accounts sharing it keep only
-// the connections in recent use, and TLS session resumption for the rest.
-func NewTransport(o TransportOptions) (*http.Transport, error) {
+// NewTransport returns the connection pool clients use (internal/connpool):
+// a kept-alive connection per account host, which costs no goroutine while
+// idle, bounded by MaxIdle, and TLS session resumption for new ones. The
+// requests it does not serve (through a proxy, or with a body) go to
+// net/http's Transport, configured alike.
+func NewTransport(o TransportOptions) (*connpool.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 16
-	t.MaxIdleConns = MaxIdle
+	t.MaxIdleConns = proxiedMaxIdle
 	t.IdleConnTimeout = IdleTimeout
 	t.TLSClientConfig = &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(SessionCacheSize)}
 	// HTTP/1.1 only: an account sends one request at a time, so HTTP/2's
@@ -67,5 +77,12 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 	if o.DialContext != nil {
 		t.DialContext = o.DialContext
 	}
-	return t, nil
+	return connpool.New(connpool.Options{
+		TLS:         t.TLSClientConfig,
+		Dial:        o.DialContext,
+		Proxy:       t.Proxy,
+		Fallback:    t,
+		MaxIdle:     MaxIdle,
+		IdleTimeout: IdleTimeout,
+	}), nil
 }

@@ -59,7 +59,7 @@ func TestTransportTrustsCAFileAndResumesSessions(t *testing.T) {
 	srv := newTLSServer(t, chain)
 	addr := srv.Listener.Addr().(*net.TCPAddr)
 	url := "https://acct.crm.test:" + strconv.Itoa(addr.Port) + "/"
-	get := func(tr *http.Transport) (string, error) {
+	get := func(tr http.RoundTripper) (string, error) {
 		resp, err := (&http.Client{Transport: tr}).Get(url)
 		if err != nil {
 			return "", err
