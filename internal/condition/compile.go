@@ -55,7 +55,7 @@ func compile(src string) (*Condition, error) {
 	if err != nil {
 		return nil, s.exprError(err)
 	}
-	return &Condition{src: src, program: program, unknown: r.unknown, readsOrder: r.readsOrder}, nil
+	return &Condition{src: src, program: program, unknown: r.unknown}, nil
 }
 
 // exprError turns an error of expr's parser or checker into an *Error at
@@ -91,10 +91,9 @@ func newConfig() *conf.Config {
 // rewriter maps expr's tree onto this package's functions; it accepts
 // only the nodes of the language and reports the first other one.
 type rewriter struct {
-	src        *source
-	err        *Error
-	unknown    []string
-	readsOrder bool // the tree names the variable order
+	src     *source
+	err     *Error
+	unknown []string
 }
 
 func (r *rewriter) fail(n ast.Node, format string, args ...any) ast.Node {
@@ -139,10 +138,7 @@ func (r *rewriter) rewrite(n ast.Node, scope []string) ast.Node {
 			}
 		}
 		switch n.Value {
-		case "order":
-			r.readsOrder = true
-			return n
-		case "changeSet":
+		case "order", "changeSet":
 			return n
 		case "null", "NULL":
 			return &ast.NilNode{}

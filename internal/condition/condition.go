@@ -31,9 +31,20 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg) }
 
-// ErrEval wraps every run-time failure of Eval (a value of the wrong type,
-// a missing value): the expression cannot be decided for that change set.
-var ErrEval = errors.New("condition")
+// The errors of Eval and EvalEnv, compared with errors.Is.
+var (
+	// ErrEval wraps every run-time failure of Eval (a value of the wrong
+	// type, a missing value): the expression cannot be decided for that
+	// change set.
+	ErrEval = errors.New("condition")
+	// ErrNeedsOrder is EvalEnv's error over an Env from NewEnvWithoutOrder
+	// when the evaluation reached the order's content: the expression is
+	// decided only with the order (evaluate it again over NewEnv). Any other
+	// outcome over such an Env, a verdict or ErrEval, is the one NewEnv
+	// gives with every order, as evaluation is deterministic and stops at
+	// the first read of the order.
+	ErrNeedsOrder = errors.New("condition: needs the order")
+)
 
 // Refs resolves the reference data the language exposes; the daemon caches
 // the statuses reference.
@@ -44,10 +55,9 @@ type Refs interface {
 
 // Condition is a compiled expression; it is safe for concurrent use.
 type Condition struct {
-	src        string
-	program    *vm.Program
-	unknown    []string
-	readsOrder bool
+	src     string
+	program *vm.Program
+	unknown []string
 }
 
 // Compile compiles a webhook's `when` expression once, at config load.
@@ -69,7 +79,9 @@ func (c *Condition) Eval(set []retailcrm.HistoryEntry, order json.RawMessage, re
 }
 
 // EvalEnv is Eval over an Env built once per change set, so that several
-// webhooks' conditions share its decoded order and field index.
+// webhooks' conditions share its decoded order and field index. Over an
+// Env without the order it returns ErrNeedsOrder when the verdict depends
+// on the order.
 func (c *Condition) EvalEnv(env *Env) (ok bool, err error) {
 	defer func() {
 		// expr recovers its own panics; this guards the functions of this
@@ -79,6 +91,9 @@ func (c *Condition) EvalEnv(env *Env) (ok bool, err error) {
 		}
 	}()
 	out, err := vm.Run(c.program, env.vars())
+	if errors.Is(err, ErrNeedsOrder) { // vm.Run wraps what a function returned
+		return false, ErrNeedsOrder
+	}
 	if err != nil {
 		return false, fmt.Errorf("%w: %s", ErrEval, runtimeMessage(err))
 	}
@@ -90,11 +105,6 @@ func (c *Condition) EvalEnv(env *Env) (ok bool, err error) {
 // are not fields of RetailCRM's order history (a warning: a typo never
 // matches), in the order they appear.
 func (c *Condition) UnknownFields() []string { return append([]string(nil), c.unknown...) }
-
-// ReadsOrder reports whether the expression names `order`: if not, its
-// verdict depends on the change set's entries alone, and Eval never reads
-// the order passed to it.
-func (c *Condition) ReadsOrder() bool { return c.readsOrder }
 
 // String returns the source as written.
 func (c *Condition) String() string { return c.src }

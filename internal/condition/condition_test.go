@@ -114,30 +114,3 @@ func TestEvalErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestReadsOrder(t *testing.T) {
-	for src, want := range map[string]bool{
-		`changeSet.hasChangedField("status")`:                                 false,
-		`changeSet.newValue("status").code == "order"`:                        false,
-		`changeSet | contains(i => i.fieldName == "x" and order.site == "s")`: true,
-		`order.getDeliveryType()`:                                             true,
-	} {
-		c, err := Compile(src)
-		if err != nil {
-			t.Fatalf("%s: %v", src, err)
-		}
-		if c.ReadsOrder() != want {
-			t.Errorf("%s: ReadsOrder %v, want %v", src, c.ReadsOrder(), want)
-		}
-		// An expression that does not read the order decides the same
-		// without it, whatever order is passed.
-		if !want {
-			set := entries(t, paidSet)
-			a, errA := c.Eval(set, json.RawMessage(paidOrder), testRefs)
-			b, errB := c.Eval(set, json.RawMessage(`{"status": 5, "delivery": []}`), testRefs)
-			if a != b || (errA == nil) != (errB == nil) {
-				t.Errorf("%s: the order changed the verdict", src)
-			}
-		}
-	}
-}

@@ -15,6 +15,7 @@ import (
 type Env struct {
 	set      []retailcrm.HistoryEntry
 	orderRaw json.RawMessage
+	noOrder  bool // NewEnvWithoutOrder: reading the order is ErrNeedsOrder
 	refs     Refs
 	v        vars
 
@@ -32,6 +33,16 @@ func NewEnv(set []retailcrm.HistoryEntry, order json.RawMessage, refs Refs) *Env
 	e.cs = &changeSet{env: e}
 	e.order = &orderObject{env: e}
 	e.v = vars{ChangeSet: e.cs, Order: e.order}
+	return e
+}
+
+// NewEnvWithoutOrder builds the environment of one change set before its
+// order is fetched: EvalEnv decides what it can from the entries and
+// returns ErrNeedsOrder where the verdict depends on the order, so that
+// the order is fetched only for the sets whose verdict needs it.
+func NewEnvWithoutOrder(set []retailcrm.HistoryEntry, refs Refs) *Env {
+	e := NewEnv(set, nil, refs)
+	e.noOrder = true
 	return e
 }
 
@@ -191,11 +202,15 @@ func (e *Env) codeRef(v any, kind string) any {
 
 // orderMap is the order as decoded: the API's order, or when there is none
 // the richest order object of the entries (a creation entry carries the
-// full order, others a few fields).
-func (o *orderObject) orderMap() map[string]any {
+// full order, others a few fields). It is the one way to the order's
+// content, so an Env without the order stops here (ErrNeedsOrder).
+func (o *orderObject) orderMap() (map[string]any, error) {
 	e := o.env
+	if e.noOrder {
+		return nil, ErrNeedsOrder
+	}
 	if e.decoded {
-		return o.m
+		return o.m, nil
 	}
 	e.decoded = true
 	raw := bytes.TrimSpace(e.orderRaw)
@@ -214,7 +229,7 @@ func (o *orderObject) orderMap() map[string]any {
 	if o.m == nil {
 		o.m = map[string]any{}
 	}
-	return o.m
+	return o.m, nil
 }
 
 // sortedValues lists an object's values by key, for a filter over an

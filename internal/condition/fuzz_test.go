@@ -66,7 +66,8 @@ func FuzzCompile(f *testing.F) {
 }
 
 // FuzzEval: a compiled expression over any history and order decides or
-// fails with ErrEval, and never panics.
+// fails with ErrEval, and never panics; without the order it decides the
+// same or returns ErrNeedsOrder.
 func FuzzEval(f *testing.F) {
 	hist, err := os.ReadFile("testdata/sets/payment-paid.history.json")
 	if err != nil {
@@ -94,8 +95,14 @@ func FuzzEval(f *testing.F) {
 			set = nil
 		}
 		for _, r := range []Refs{refs, nil} {
-			if _, err := c.Eval(set, json.RawMessage(order), r); err != nil && !errors.Is(err, ErrEval) {
+			ok, err := c.Eval(set, json.RawMessage(order), r)
+			if err != nil && !errors.Is(err, ErrEval) {
 				t.Fatalf("%q: error %v is not ErrEval", src, err)
+			}
+			// Without the order: the same outcome, or ErrNeedsOrder.
+			lazy, lerr := c.EvalEnv(NewEnvWithoutOrder(set, r))
+			if !errors.Is(lerr, ErrNeedsOrder) && outcome(lazy, lerr) != outcome(ok, err) {
+				t.Fatalf("%q: %s without the order, %s with it", src, outcome(lazy, lerr), outcome(ok, err))
 			}
 		}
 	})

@@ -69,7 +69,11 @@ func get(x any, name string) (any, error) {
 		}
 		return nil, fmt.Errorf("a change has no property %s (its properties: fieldName, oldValue, newValue, created, deleted)", name)
 	case *orderObject:
-		return x.get(name), nil
+		m, err := x.orderMap()
+		if err != nil {
+			return nil, err
+		}
+		return x.get(m, name), nil
 	case *ref:
 		return x.get(name)
 	case map[string]any:
@@ -82,8 +86,8 @@ func get(x any, name string) (any, error) {
 	return nil, fmt.Errorf("cannot read .%s of a %s", name, typeName(x))
 }
 
-func (o *orderObject) get(name string) any {
-	m := o.orderMap()
+// get is order.name over the order's content m.
+func (o *orderObject) get(m map[string]any, name string) any {
 	if a, ok := orderAliases[name]; ok {
 		var v any = m
 		for _, p := range a.path {
@@ -162,7 +166,11 @@ func callMethod(x any, method string, args []any) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		cf, _ := o.orderMap()["customFields"].(map[string]any)
+		m, err := o.orderMap()
+		if err != nil {
+			return nil, err
+		}
+		cf, _ := m["customFields"].(map[string]any)
 		return o.env.wrap(cf[code], ""), nil
 	}
 	name, ok := getter(method)

@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -25,23 +26,26 @@ import (
 // keeps the cursor below an open run's first entry, so a crash, a page
 // budget or a failed request makes the next tick read the whole set again.
 //
-// Two phases, so that a tick fetches orders only for what needs them: a
-// condition that does not name `order` is evaluated over the entries
-// alone, as the set is read, and its verdict is final. A condition that
-// names `order` (and every matching set, whose event carries the order)
-// waits for the commit's one orders request, and is evaluated with the
-// order as the API returns it then, unless a part of it over the change
-// set alone already rules the set out (prefilter.go).
+// Two phases, so that a tick fetches orders only for what needs them:
+// every condition is first evaluated over the entries alone, as the set
+// is read (condition.NewEnvWithoutOrder). Evaluation short-circuits, so
+// one that reaches a verdict (or fails) without reading the order has the
+// verdict it would have with any order, and it is final:
+// `changeSet.hasChangedField("status") and ... and order...` is decided
+// there for a set without a status change. One whose evaluation reaches
+// the order (condition.ErrNeedsOrder), and every matching set, whose event
+// carries the order, waits for the commit's one orders request, and is
+// evaluated again with the order as the API returns it then.
 //
-// Decided once. A set that made an event, or whose verdict read the order,
-// is recorded (store.SetMark) with the commit that moves the cursor past
-// it; a look-back re-read passes over a set that overlaps a recorded one of
-// the same order. So an order that changed since cannot turn an old "no"
-// into a late event, and a late-committed entry of a decided set (one
-// save is one transaction, so this should not happen; a re-read across an
-// interleaving entry of another order could split a set) is never
-// reported again under another id. A set decided from its entries alone is
-// not recorded: re-reading it decides the same.
+// Decided once. A set that made an event, or for which a condition's
+// verdict read the order, is recorded (store.SetMark) with the commit that
+// moves the cursor past it; a look-back re-read passes over a set that
+// overlaps a recorded one of the same order. So an order that changed since
+// cannot turn an old "no" into a late event, and a late-committed entry of
+// a decided set (one save is one transaction, so this should not happen; a
+// re-read across an interleaving entry of another order could split a set)
+// is never reported again under another id. A set every condition decided
+// from its entries alone is not recorded: re-reading it decides the same.
 //
 // A condition that fails on a set (a value of the wrong type) is the
 // anomaly condition_error for that set and that webhook, logged and
@@ -62,7 +66,6 @@ const markSpan = 1000
 type hook struct {
 	name string
 	when *condition.Condition
-	pre  []*condition.Condition // when it reads the order: see prefilter
 }
 
 // grouper collects adjacent entries into change sets.
@@ -102,7 +105,7 @@ func (g *grouper) lo() int64 {
 
 // setCand is a change set some condition may hold for, waiting for its
 // order: matched are the webhooks whose condition held over the entries,
-// later the conditions that read the order.
+// later those whose condition reached the order.
 type setCand struct {
 	cand    detect.Candidate
 	set     []retailcrm.HistoryEntry
@@ -110,27 +113,20 @@ type setCand struct {
 	later   []hook
 }
 
-// decide evaluates the conditions that do not read the order over a set's
-// entries; those that do wait for it. It returns false when no condition
-// can hold (nothing to fetch or record).
+// decide evaluates the conditions over a set's entries; those whose
+// verdict depends on the order wait for it. It returns false when no
+// condition can hold (nothing to fetch or record).
 func (p *Poller) decide(set []retailcrm.HistoryEntry, refs condition.Refs) (setCand, bool) {
 	if reason := detect.SetFilter(p.rules, set); reason != "" {
 		return setCand{}, false
 	}
 	sc := setCand{set: set}
-	var env *condition.Env
+	env := condition.NewEnvWithoutOrder(set, refs)
 	for _, h := range p.hooks {
-		if env == nil {
-			env = condition.NewEnv(set, nil, refs)
-		}
-		if h.when.ReadsOrder() {
-			if !ruledOut(h.pre, env) {
-				sc.later = append(sc.later, h)
-			}
-			continue
-		}
 		ok, err := h.when.EvalEnv(env)
 		switch {
+		case errors.Is(err, condition.ErrNeedsOrder):
+			sc.later = append(sc.later, h)
 		case err != nil:
 			p.conditionFailed(h, set, err)
 		case ok:
@@ -144,7 +140,7 @@ func (p *Poller) decide(set []retailcrm.HistoryEntry, refs condition.Refs) (setC
 	return sc, true
 }
 
-// finish decides the conditions that read the order, with the order as
+// finish decides the conditions that reached the order, with the order as
 // fetched (found false: the API no longer returns it, and the entries'
 // order stands in), and returns the set's event (nil when no condition
 // held) and whether the set must be recorded as decided.

@@ -197,7 +197,7 @@ func TestChangeSetDecidedOnce(t *testing.T) {
 	}
 	// The set the condition read the order for is recorded, until the
 	// look-back window has passed it; the others were ruled out by
-	// hasChangedField("manager") alone (prefilter) and need no record.
+	// hasChangedField("manager") alone, before the order, and need no record.
 	marks, err := h.st.SetMarks("acme", 0, 1<<62)
 	if err != nil {
 		t.Fatal(err)

@@ -140,11 +140,7 @@ func New(acct config.Account, client *retailcrm.Client, st *store.Store, m *metr
 	for _, w := range acct.Webhooks {
 		webhooks = append(webhooks, w.Name)
 		if w.When != nil {
-			h := hook{name: w.Name, when: w.When}
-			if w.When.ReadsOrder() {
-				h.pre = prefilter(w.When)
-			}
-			hooks = append(hooks, h)
+			hooks = append(hooks, hook{name: w.Name, when: w.When})
 		} else {
 			plain = append(plain, w.Name)
 		}
