@@ -6,9 +6,10 @@
 // memory measured, 55 KB of RSS), which at 10,000 accounts is more than the
 // rest of the daemon. Here an idle connection is only its socket and TLS
 // state (about 5–8 KB): the buffers are pooled and taken for the length of
-// a request, and no goroutine watches an idle connection; one that the
-// server closed in the meantime is found at its next use and the request
-// is sent again on a new connection.
+// a request, and no goroutine watches an idle connection (one timer per
+// pool closes those idle past IdleTimeout); one that the server closed in
+// the meantime is found at its next use and the request is sent again on
+// a new connection.
 //
 // Only requests that can be sent twice are served here: GET and HEAD
 // without a body, not through a proxy. Everything else goes to Fallback
@@ -60,10 +61,10 @@ const maxHeaderBytes = 1 << 20
 type Transport struct {
 	o Options
 
-	mu        sync.Mutex
-	idle      map[string][]*conn // by host:port, most recently used last
-	n         int                // idle connections in all hosts
-	lastSweep time.Time
+	mu      sync.Mutex
+	idle    map[string][]*conn // by host:port, most recently used last
+	n       int                // idle connections in all hosts
+	sweeper *time.Timer        // armed while connections are idle
 }
 
 // New returns a Transport; see Options.
@@ -248,13 +249,16 @@ func (t *Transport) put(key string, c *conn) {
 	c.since = now
 	var expired []*conn
 	t.mu.Lock()
-	if t.n >= t.o.MaxIdle || now.Sub(t.lastSweep) >= t.o.IdleTimeout/2 {
+	if t.n >= t.o.MaxIdle {
 		expired = t.sweep(now)
 	}
 	kept := t.n < t.o.MaxIdle
 	if kept {
 		t.idle[key] = append(t.idle[key], c)
 		t.n++
+		if t.sweeper == nil {
+			t.sweeper = time.AfterFunc(t.o.IdleTimeout, t.sweepIdle)
+		}
 	}
 	t.mu.Unlock()
 	if !kept {
@@ -263,11 +267,24 @@ func (t *Transport) put(key string, c *conn) {
 	closeAll(expired)
 }
 
+// sweepIdle closes the connections idle for IdleTimeout, on a timer armed
+// while any is idle, so that a pool no request uses any more (its
+// accounts gone in a reload) does not hold its sockets.
+func (t *Transport) sweepIdle() {
+	t.mu.Lock()
+	expired := t.sweep(t.o.Now())
+	if t.n > 0 && t.sweeper != nil {
+		t.sweeper.Reset(t.o.IdleTimeout / 2)
+	} else {
+		t.sweeper = nil
+	}
+	t.mu.Unlock()
+	closeAll(expired)
+}
+
 // sweep removes the connections idle for IdleTimeout and returns them to
-// be closed: no goroutine watches idle connections, so one that nothing
-// reuses is dropped here.
+// be closed.
 func (t *Transport) sweep(now time.Time) []*conn {
-	t.lastSweep = now
 	var out []*conn
 	for key, cs := range t.idle {
 		for i := len(cs) - 1; i >= 0; i-- {
@@ -286,6 +303,10 @@ func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle, t.n = map[string][]*conn{}, 0
+	if t.sweeper != nil {
+		t.sweeper.Stop()
+		t.sweeper = nil
+	}
 	t.mu.Unlock()
 	for _, cs := range idle {
 		closeAll(cs)

@@ -25,7 +25,7 @@ import (
 // connections it accepted and the handshakes that resumed a session.
 type server struct {
 	*httptest.Server
-	conns, resumed atomic.Int64
+	conns, closed, resumed atomic.Int64
 }
 
 func newServer(t *testing.T, h http.HandlerFunc) (*server, *tls.Config) {
@@ -37,8 +37,11 @@ func newServer(t *testing.T, h http.HandlerFunc) (*server, *tls.Config) {
 	}
 	s := &server{Server: httptest.NewUnstartedServer(h)}
 	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
+		switch st {
+		case http.StateNew:
 			s.conns.Add(1)
+		case http.StateClosed:
+			s.closed.Add(1)
 		}
 	}
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, VerifyConnection: func(cs tls.ConnectionState) error {
@@ -156,12 +159,33 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatalf("connections = %d after a reuse within the timeout, want 2", got)
 	}
 	step(time.Minute)
-	get(t, tr, "a", "/") // idle a minute: a new connection; b swept
+	tr.sweepIdle() // as its timer does
+	if tr.n != 0 {
+		t.Errorf("idle = %d after a minute without requests, want 0", tr.n)
+	}
+	get(t, tr, "a", "/")
 	if got := s.conns.Load(); got != 3 {
 		t.Errorf("connections = %d after the idle timeout, want 3", got)
 	}
-	if tr.n != 1 {
-		t.Errorf("idle = %d, want 1: b's connection, idle past the timeout, is swept", tr.n)
+}
+
+// TestIdleConnectionsClosedWithoutTraffic: a pool nothing uses any more
+// closes its idle connections on its own.
+func TestIdleConnectionsClosedWithoutTraffic(t *testing.T) {
+	s, cfg := newServer(t, hello)
+	tr, _ := newTransport(s, cfg, 8, nil)
+	tr.o.IdleTimeout = 20 * time.Millisecond
+	get(t, tr, "a", "/")
+	get(t, tr, "b", "/")
+	for deadline := time.Now().Add(10 * time.Second); s.closed.Load() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server saw %d of 2 connections closed 10 s after they went idle", s.closed.Load())
+		}
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.n != 0 || tr.sweeper != nil {
+		t.Errorf("idle = %d, sweeper armed = %v after the sweep", tr.n, tr.sweeper != nil)
 	}
 }
 
