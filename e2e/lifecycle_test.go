@@ -1,18 +1,17 @@
 package e2e
 
 import (
-	"bufio"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // The exit codes README.md and docs/REFERENCE.md promise.
@@ -145,32 +144,7 @@ func TestUnitRestartsACrash(t *testing.T) {
 // Restart=on-failure with RestartPreventExitStatus= decides.
 func unitRestartRule(t *testing.T) func(code int) bool {
 	t.Helper()
-	f, err := os.Open("../systemd/retailcrm-poller.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	restart := ""
-	var prevent []int
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, val, _ := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		switch key {
-		case "Restart":
-			restart = val
-		case "RestartPreventExitStatus":
-			for _, v := range strings.Fields(val) {
-				n, err := strconv.Atoi(v)
-				if err != nil {
-					t.Fatalf("RestartPreventExitStatus=%s: %v", val, err)
-				}
-				prevent = append(prevent, n)
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	restart, prevent := testkit.UnitRestart(t, "../systemd/retailcrm-poller.service")
 	if restart != "on-failure" {
 		t.Fatalf("Restart=%q, want on-failure", restart)
 	}

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/retailcrm-poller/retailcrm-poller/internal/testkit"
 )
 
 // TestUnitRestartPrevention: the systemd unit does not restart on exactly
@@ -14,33 +12,7 @@ import (
 // config), and never on 2, which is how Go's runtime exits after a panic
 // or fatal error: a crash is restarted.
 func TestUnitRestartPrevention(t *testing.T) {
-	f, err := os.Open("../../systemd/retailcrm-poller.service")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var prevent []int
-	restart := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, val, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		switch {
-		case !ok:
-		case key == "Restart":
-			restart = val
-		case key == "RestartPreventExitStatus":
-			for _, v := range strings.Fields(val) {
-				n, err := strconv.Atoi(v)
-				if err != nil {
-					t.Fatalf("RestartPreventExitStatus=%s: %v", val, err)
-				}
-				prevent = append(prevent, n)
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
+	restart, prevent := testkit.UnitRestart(t, "../../systemd/retailcrm-poller.service")
 	if restart != "on-failure" {
 		t.Errorf("Restart=%s, want on-failure", restart)
 	}

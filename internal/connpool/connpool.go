@@ -5,7 +5,7 @@
 // connection with two goroutines and two 4 KB buffers (about 26 KB of Go
 // memory measured, 55 KB of RSS), which at 10,000 accounts is more than the
 // rest of the daemon. Here an idle connection is only its socket and TLS
-// state (about 5–8 KB): the buffers are pooled and taken for the length of
+// state (about 10 KB): the buffers are pooled and taken for the length of
 // a request, and no goroutine watches an idle connection (one timer per
 // pool closes those idle past IdleTimeout); one that the server closed in
 // the meantime is found at its next use and the request is sent again on
@@ -86,6 +86,7 @@ func New(o Options) *Transport {
 // response's head it may read.
 type conn struct {
 	net.Conn
+	key   string // the pool's key of its host
 	lim   limitReader
 	since time.Time // idle since
 }
@@ -198,7 +199,7 @@ func (t *Transport) dial(ctx context.Context, u *url.URL, key string) (*conn, er
 		}
 		raw = tc
 	}
-	return &conn{Conn: raw, lim: limitReader{r: raw}}, nil
+	return &conn{Conn: raw, key: key, lim: limitReader{r: raw}}, nil
 }
 
 // get takes the host's most recently used idle connection, if one is
@@ -244,7 +245,7 @@ func (t *Transport) remove(key string, i int) {
 
 // put gives a connection back for the next request to its host, or closes
 // it when the pool is full.
-func (t *Transport) put(key string, c *conn) {
+func (t *Transport) put(c *conn) {
 	now := t.o.Now()
 	c.since = now
 	var expired []*conn
@@ -254,7 +255,7 @@ func (t *Transport) put(key string, c *conn) {
 	}
 	kept := t.n < t.o.MaxIdle
 	if kept {
-		t.idle[key] = append(t.idle[key], c)
+		t.idle[c.key] = append(t.idle[c.key], c)
 		t.n++
 		if t.sweeper == nil {
 			t.sweeper = time.AfterFunc(t.o.IdleTimeout, t.sweepIdle)

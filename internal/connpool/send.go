@@ -80,7 +80,7 @@ func (t *Transport) send(req *http.Request, c *conn) (*http.Response, error) {
 		resp.Body.Close()
 	}
 	c.lim.n = -1
-	b := &body{t: t, c: c, r: r, rc: resp.Body, key: hostPort(req.URL), stop: stop,
+	b := &body{t: t, c: c, r: r, rc: resp.Body, stop: stop,
 		ctx: ctx, keep: !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols}
 	resp.Body = b
 	if b.rc == http.NoBody { // nothing to read: the connection is free now
@@ -107,7 +107,6 @@ type body struct {
 	c    *conn
 	r    *bufio.Reader
 	rc   io.ReadCloser
-	key  string
 	stop func() bool
 	ctx  context.Context
 	keep bool // the response allows the connection's reuse
@@ -163,7 +162,7 @@ func (b *body) finish() {
 	b.r.Reset(nil)
 	readers.Put(b.r)
 	if reuse {
-		b.t.put(b.key, b.c)
+		b.t.put(b.c)
 	}
 }
 

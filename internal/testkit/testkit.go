@@ -1,7 +1,8 @@
 // Package testkit holds helpers that the tests of several packages share:
 // the metric contract (docs/REFERENCE.md, "Metrics"), a URL nothing listens
-// on, a buffer for logs written from many goroutines and a signed webhook
-// request. Only _test.go files import it.
+// on, a buffer for logs written from many goroutines, a signed webhook
+// request, a test PKI and the systemd unit's restart rule. Only _test.go
+// files import it.
 package testkit
 
 import (
