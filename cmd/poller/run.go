@@ -8,7 +8,7 @@ import (
 	"syscall"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/daemon"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/gcfloor"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/gcpace"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/logging"
 )
 
@@ -22,7 +22,7 @@ func cmdRun(args []string, _, stderr io.Writer) int {
 		return code
 	}
 	log := logging.New(cfg.Log, stderr)
-	defer gcfloor.Start()()
+	defer gcpace.Start()()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/gcfloor"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/gcpace"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/retailcrm/crmsim"
 )
 
@@ -107,6 +108,15 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// gcStats reads the collector's CPU time and number of cycles so far, so
+// the window's share of CPU spent collecting can be reported, and the heap
+// the last collection found live.
+func gcStats() (cpu float64, cycles, live uint64) {
+	s := []rtmetrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/live:bytes"}}
+	rtmetrics.Read(s)
+	return s[0].Value.Float64(), s[1].Value.Uint64(), s[2].Value.Uint64()
+}
+
 // procStatus reads a "kB" field of /proc/self/status, in MB.
 func procStatus(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -141,7 +151,7 @@ func profileTo(tb testing.TB, env string, write func(io.Writer) error) {
 }
 
 func BenchmarkAccounts(b *testing.B) {
-	b.Cleanup(gcfloor.Start()) // as `poller run` does
+	b.Cleanup(gcpace.Start()) // as `poller run` does
 	t := b
 	accounts, err := strconv.Atoi(envOr("DAEMON_LONG_ACCOUNTS", "10000"))
 	if err != nil {
@@ -254,12 +264,15 @@ func BenchmarkAccounts(b *testing.B) {
 	polls0, deliv0 := polls(), delivered()
 	full0, resumed0 := readHandshakes(t, rcvURL)
 	profileTo(t, "DAEMON_LONG_CPUPROFILE", pprof.StartCPUProfile)
+	gcCPU0, gcCycles0, _ := gcStats()
 	cpu0, wall0 := cpuTime(), time.Now()
 	maxRSS := 0.0
 	for end := wall0.Add(measure); time.Now().Before(end); time.Sleep(time.Second) {
 		maxRSS = max(maxRSS, procStatus("VmRSS"))
 	}
 	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	gcCPU, gcCycles, live := gcStats()
+	gcCPU, gcCycles = gcCPU-gcCPU0, gcCycles-gcCycles0
 	pprof.StopCPUProfile()
 	pct := 100 * cpu.Seconds() / wall.Seconds()
 	nPolls, nDeliv := polls()-polls0, delivered()-deliv0
@@ -271,7 +284,13 @@ func BenchmarkAccounts(b *testing.B) {
 	t.Logf("cpu=%.2f%% of one core (%v cpu time), rss max=%.1f MB, peak (VmHWM)=%.1f MB", pct, cpu.Round(time.Millisecond), maxRSS, procStatus("VmHWM"))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	t.Logf("go heap in use=%.1f MB, runtime sys=%.1f MB, goroutines=%d", float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20), runtime.NumGoroutine())
+	mb := func(n uint64) float64 { return float64(n) / (1 << 20) }
+	t.Logf("go heap in use=%.1f MB, idle and not returned=%.1f MB, stacks=%.1f MB, runtime metadata=%.1f MB, runtime sys=%.1f MB, goroutines=%d",
+		mb(ms.HeapInuse), mb(ms.HeapIdle-ms.HeapReleased), mb(ms.StackSys), mb(ms.MSpanSys+ms.MCacheSys+ms.BuckHashSys+ms.GCSys+ms.OtherSys), mb(ms.Sys), runtime.NumGoroutine())
+	// The runtime's GC CPU estimate counts its workers' time on every core
+	// as busy, so it is an upper bound of what collecting cost.
+	t.Logf("garbage collector: %d cycles in the window, at most %.2f%% of one core (live heap after the last: %.1f MB)",
+		gcCycles, 100*gcCPU/wall.Seconds(), float64(live)/(1<<20))
 	t.Logf("polls ok=%.0f (%.1f/s), failed polls since the start=%.0f, deliveries ok=%.0f, readyz=%q",
 		nPolls, nPolls/wall.Seconds(), pollsBy("error"), nDeliv, trim(strings.TrimSpace(body), 200))
 

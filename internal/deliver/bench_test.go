@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/retailcrm-poller/retailcrm-poller/internal/config"
-	"github.com/retailcrm-poller/retailcrm-poller/internal/gcfloor"
+	"github.com/retailcrm-poller/retailcrm-poller/internal/gcpace"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/metrics"
 	"github.com/retailcrm-poller/retailcrm-poller/internal/store"
 )
@@ -42,7 +42,7 @@ func sink(b *testing.B, seen func(r *http.Request)) *httptest.Server {
 // until every delivered mark is in the file. Compare events/s with
 // BenchmarkBareLoopbackPOST.
 func BenchmarkDeliverDurable(b *testing.B) {
-	b.Cleanup(gcfloor.Start()) // as the daemon runs
+	b.Cleanup(gcpace.Start()) // as the daemon runs
 	srv := sink(b, nil)
 	st := openStore(b, "")
 	wh := webhook(srv.URL)
@@ -67,7 +67,7 @@ func BenchmarkDeliverDurable(b *testing.B) {
 // BenchmarkBareLoopbackPOST: the same bodies POSTed by a plain net/http
 // client with the same concurrency: the ceiling of this machine.
 func BenchmarkBareLoopbackPOST(b *testing.B) {
-	b.Cleanup(gcfloor.Start()) // the same garbage collector setting as the durable benchmark
+	b.Cleanup(gcpace.Start()) // the same garbage collector setting as the durable benchmark
 	srv := sink(b, nil)
 	bodies := make([][]byte, b.N)
 	for i := range bodies {

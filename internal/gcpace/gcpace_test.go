@@ -1,4 +1,4 @@
-package gcfloor
+package gcpace
 
 import (
 	"os"
@@ -20,10 +20,15 @@ func TestPercent(t *testing.T) {
 		{10 << 20, 100, 640},
 		{11 << 20, 100, 590}, // 581.8 rounds up to 590
 		{Floor, 100, 100},    // the default already gives the floor
-		{1 << 30, 100, 100},  // big heaps keep the default
+		{Ceiling, 100, 100},  // and up to here the default is not above the ceiling
+		{230 << 20, 100, 60}, // 10,000 accounts: 128 MiB of 230 is 55.7 %, rounded up
+		{512 << 20, 100, 30}, // a quarter (25 %) equals the ceiling here, rounded up
+		{4 << 30, 100, 30},   // big heaps grow by a quarter, not the ceiling
 		{10 << 20, 800, 800}, // an operator's higher setting stands
 		{80 << 20, 50, 80},   // 80 % of 80 MiB = 64 MiB
+		{200 << 20, 50, 50},  // 50 % of 200 MiB is between floor and ceiling
 		{10 << 20, -1, -1},   // GC off stays off
+		{10 << 20, 0, 0},     // GOGC=0 too
 	} {
 		if got := Percent(tc.live, tc.base); got != tc.want {
 			t.Errorf("Percent(%d, %d) = %d, want %d", tc.live, tc.base, got, tc.want)
@@ -73,5 +78,24 @@ func TestStartRespectsGOGC(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if p := gcPercent(); p != 100 {
 		t.Fatalf("with GOGC set, GC percent became %d", p)
+	}
+}
+
+// Over live heaps from a kilobyte to 64 GiB, the growth Percent allows is
+// at least Floor (unless capped by maxPercent) and at most the larger of
+// Ceiling and a quarter of the heap, plus the rounding (a tenth of it).
+func TestPercentBounds(t *testing.T) {
+	for live := uint64(1 << 10); live <= 64<<30; live = live*9/8 + 1 {
+		p := Percent(live, 100)
+		growth := live * uint64(p) / 100
+		if p < maxPercent && growth < Floor {
+			t.Errorf("live %d: %d %% gives %d bytes of growth, under the floor", live, p, growth)
+		}
+		if most := max(Ceiling, live/4) + live/10; growth > most && growth > Floor {
+			t.Errorf("live %d: %d %% gives %d bytes of growth, over %d", live, p, growth, most)
+		}
+		if p > 100 && live >= Floor || p < 100 && live <= Ceiling {
+			t.Errorf("live %d: %d %%, want Go's 100 between floor and ceiling", live, p)
+		}
 	}
 }
