@@ -23,7 +23,6 @@ import (
 // same name, help, labels and buckets, registered on a registry of its own.
 // Each function returns the series with the given label values.
 type pair struct {
-	name    string
 	labels  []string
 	compact func(lvs ...string) any
 	client  func(lvs ...string) any
@@ -76,7 +75,7 @@ func pairs(t testing.TB, m *Metrics, reg prometheus.Registerer) map[string]pair 
 		}
 		reg.MustRegister(twin)
 		out[f.name] = pair{
-			name: f.name, labels: f.labels, compact: compact, client: client,
+			labels: f.labels, compact: compact, client: client,
 			delete: func(l prometheus.Labels) (int, int) { return f.DeletePartialMatch(l), twin.DeletePartialMatch(l) },
 		}
 	}
