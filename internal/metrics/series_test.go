@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -514,5 +515,16 @@ func BenchmarkSeriesHeap(b *testing.B) {
 			}
 			b.ReportMetric(per, "B/series")
 		})
+	}
+}
+
+// SetToCurrentTime sets the Unix time in seconds, as client_golang's.
+func TestSetToCurrentTime(t *testing.T) {
+	g := New().LastPollSuccess.WithLabelValues("acme")
+	before := float64(time.Now().UnixNano()) / 1e9
+	g.SetToCurrentTime()
+	after := float64(time.Now().UnixNano()) / 1e9
+	if got := testutil.ToFloat64(g); got < before || got > after {
+		t.Errorf("SetToCurrentTime: %v, not within [%v, %v]", got, before, after)
 	}
 }
