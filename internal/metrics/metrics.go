@@ -21,23 +21,23 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	PollsTotal         *prometheus.CounterVec   // account, result (ok|error)
-	APIRequestsTotal   *prometheus.CounterVec   // account, endpoint, code
-	EventsDetected     *prometheus.CounterVec   // account, type
-	DeliveriesTotal    *prometheus.CounterVec   // account, webhook, result (ok|retry|dead)
-	OutboxPending      *prometheus.GaugeVec     // account
-	DeadLetters        *prometheus.GaugeVec     // account
-	CursorHistoryID    *prometheus.GaugeVec     // account
-	LastPollSuccess    *prometheus.GaugeVec     // account, unix seconds
-	DeliveryLatency    *prometheus.HistogramVec // account, detection -> 2xx
-	HistoryAnomalies   *prometheus.CounterVec   // account, kind: odd history input that was logged and skipped
-	ReconciledEvents   *prometheus.CounterVec   // account: transitions the orders sweep found that the poll had missed
-	PollInterval       *prometheus.GaugeVec     // account: the schedule's interval, so alerts can count missed polls
-	ConfigReloadsTotal *prometheus.CounterVec   // result (ok|error)
-	ConfigLastReloadOK prometheus.Gauge         // 1 if the last reload succeeded
-	AccountUp          *prometheus.GaugeVec     // account: 1 after a successful poll, 0 after a failed one
-	AccountLastSuccess *prometheus.GaugeVec     // account, unix seconds: the daemon's view, kept over restarts
-	WebhookOldest      *PendingAges             // account, webhook: age of the oldest pending event
+	PollsTotal         *CounterVec            // account, result (ok|error)
+	APIRequestsTotal   *CounterVec            // account, endpoint, code
+	EventsDetected     *CounterVec            // account, type
+	DeliveriesTotal    *CounterVec            // account, webhook, result (ok|retry|dead)
+	OutboxPending      *GaugeVec              // account
+	DeadLetters        *GaugeVec              // account
+	CursorHistoryID    *GaugeVec              // account
+	LastPollSuccess    *GaugeVec              // account, unix seconds
+	DeliveryLatency    *HistogramVec          // account, detection -> 2xx
+	HistoryAnomalies   *CounterVec            // account, kind: odd history input that was logged and skipped
+	ReconciledEvents   *CounterVec            // account: transitions the orders sweep found that the poll had missed
+	PollInterval       *GaugeVec              // account: the schedule's interval, so alerts can count missed polls
+	ConfigReloadsTotal *prometheus.CounterVec // result (ok|error)
+	ConfigLastReloadOK prometheus.Gauge       // 1 if the last reload succeeded
+	AccountUp          *GaugeVec              // account: 1 after a successful poll, 0 after a failed one
+	AccountLastSuccess *GaugeVec              // account, unix seconds: the daemon's view, kept over restarts
+	WebhookOldest      *PendingAges           // account, webhook: age of the oldest pending event
 
 	// perAccount are the vectors with an account label, in the order
 	// they were made: ForgetAccount clears each of them.
@@ -65,11 +65,9 @@ func New() *Metrics {
 	m.DeadLetters = m.gauges("poller_dead_letters", "Dead-lettered events (all webhooks).")
 	m.CursorHistoryID = m.gauges("poller_cursor_history_id", "Highest order history id handled.")
 	m.LastPollSuccess = m.gauges("poller_last_poll_success_timestamp_seconds", "Unix time of the last successful poll.")
-	m.DeliveryLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "poller_delivery_latency_seconds",
-		Help:    "Time from detection (outbox commit) to a successful delivery.",
-		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600},
-	}, []string{"account"})
+	m.DeliveryLatency = newHistogramVec("poller_delivery_latency_seconds",
+		"Time from detection (outbox commit) to a successful delivery.",
+		[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600}, []string{"account"})
 	m.perAccountVec(m.DeliveryLatency, "account")
 	m.HistoryAnomalies = m.counters("poller_history_anomalies_total", "Unexpected history input that was logged and skipped, by kind.", "kind")
 	m.ReconciledEvents = m.counters("poller_reconciled_events_total", "Transitions the orders sweep found that the history poll had missed.")
@@ -98,17 +96,17 @@ func New() *Metrics {
 }
 
 // counters makes and registers a per-account counter vector.
-func (m *Metrics) counters(name, help string, labels ...string) *prometheus.CounterVec {
+func (m *Metrics) counters(name, help string, labels ...string) *CounterVec {
 	all := append([]string{"account"}, labels...)
-	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, all)
+	v := newCounterVec(name, help, all)
 	m.perAccountVec(v, all...)
 	return v
 }
 
 // gauges makes and registers a per-account gauge vector.
-func (m *Metrics) gauges(name, help string, labels ...string) *prometheus.GaugeVec {
+func (m *Metrics) gauges(name, help string, labels ...string) *GaugeVec {
 	all := append([]string{"account"}, labels...)
-	v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, all)
+	v := newGaugeVec(name, help, all)
 	m.perAccountVec(v, all...)
 	return v
 }

@@ -75,11 +75,11 @@ func TestForgetAccountRemovesEverySeries(t *testing.T) {
 		for _, v := range m.perAccount {
 			vals := append([]string{account}, make([]string, len(v.labels)-1)...)
 			switch c := v.vec.(type) {
-			case *prometheus.CounterVec:
+			case *CounterVec:
 				c.WithLabelValues(vals...).Inc()
-			case *prometheus.GaugeVec:
+			case *GaugeVec:
 				c.WithLabelValues(vals...).Set(1)
-			case *prometheus.HistogramVec:
+			case *HistogramVec:
 				c.WithLabelValues(vals...).Observe(1)
 			case *PendingAges:
 				c.Set(account, []string{"w"}, nil)
