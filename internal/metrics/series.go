@@ -280,50 +280,25 @@ func (s *series) Describe(ch chan<- *prometheus.Desc) { ch <- s.fam.desc }
 // Collect implements prometheus.Collector.
 func (s *series) Collect(ch chan<- prometheus.Metric) { ch <- s.metric() }
 
-// CounterVec is a vector of counters, in place of client_golang's.
-type CounterVec struct{ *family }
+// vec is a vector whose series are handed out as M: prometheus.Counter,
+// prometheus.Gauge or prometheus.Observer, each of which *series is.
+type vec[M any] struct{ *family }
+
+// CounterVec, GaugeVec and HistogramVec replace client_golang's vectors of
+// the same names.
+type (
+	CounterVec   = vec[prometheus.Counter]
+	GaugeVec     = vec[prometheus.Gauge]
+	HistogramVec = vec[prometheus.Observer]
+)
 
 func newCounterVec(name, help string, labels []string) *CounterVec {
 	return &CounterVec{newFamily(counterKind, name, help, labels, nil)}
 }
 
-// WithLabelValues returns the counter with the label values lvs, made on
-// first use; it panics on a wrong number of values or one not UTF-8.
-func (v *CounterVec) WithLabelValues(lvs ...string) prometheus.Counter { return v.must(lvs) }
-
-// GetMetricWithLabelValues is WithLabelValues returning an error instead
-// of panicking.
-func (v *CounterVec) GetMetricWithLabelValues(lvs ...string) (prometheus.Counter, error) {
-	s, err := v.get(lvs)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// GaugeVec is a vector of gauges, in place of client_golang's.
-type GaugeVec struct{ *family }
-
 func newGaugeVec(name, help string, labels []string) *GaugeVec {
 	return &GaugeVec{newFamily(gaugeKind, name, help, labels, nil)}
 }
-
-// WithLabelValues returns the gauge with the label values lvs, made on
-// first use; it panics on a wrong number of values or one not UTF-8.
-func (v *GaugeVec) WithLabelValues(lvs ...string) prometheus.Gauge { return v.must(lvs) }
-
-// GetMetricWithLabelValues is WithLabelValues returning an error instead
-// of panicking.
-func (v *GaugeVec) GetMetricWithLabelValues(lvs ...string) (prometheus.Gauge, error) {
-	s, err := v.get(lvs)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// HistogramVec is a vector of histograms, in place of client_golang's.
-type HistogramVec struct{ *family }
 
 // newHistogramVec makes a vector of histograms with the bucket bounds
 // buckets (increasing; +Inf is always added).
@@ -331,16 +306,17 @@ func newHistogramVec(name, help string, buckets []float64, labels []string) *His
 	return &HistogramVec{newFamily(histogramKind, name, help, labels, buckets)}
 }
 
-// WithLabelValues returns the histogram with the label values lvs, made on
+// WithLabelValues returns the series with the label values lvs, made on
 // first use; it panics on a wrong number of values or one not UTF-8.
-func (v *HistogramVec) WithLabelValues(lvs ...string) prometheus.Observer { return v.must(lvs) }
+func (v *vec[M]) WithLabelValues(lvs ...string) M { return any(v.must(lvs)).(M) }
 
 // GetMetricWithLabelValues is WithLabelValues returning an error instead
 // of panicking.
-func (v *HistogramVec) GetMetricWithLabelValues(lvs ...string) (prometheus.Observer, error) {
+func (v *vec[M]) GetMetricWithLabelValues(lvs ...string) (M, error) {
 	s, err := v.get(lvs)
 	if err != nil {
-		return nil, err
+		var none M
+		return none, err
 	}
-	return s, nil
+	return any(s).(M), nil
 }
