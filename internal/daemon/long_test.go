@@ -290,7 +290,7 @@ func BenchmarkAccounts(b *testing.B) {
 	// The runtime's GC CPU estimate counts its workers' time on every core
 	// as busy, so it is an upper bound of what collecting cost.
 	t.Logf("garbage collector: %d cycles in the window, at most %.2f%% of one core (live heap after the last: %.1f MB)",
-		gcCycles, 100*gcCPU/wall.Seconds(), float64(live)/(1<<20))
+		gcCycles, 100*gcCPU/wall.Seconds(), mb(live))
 	t.Logf("polls ok=%.0f (%.1f/s), failed polls since the start=%.0f, deliveries ok=%.0f, readyz=%q",
 		nPolls, nPolls/wall.Seconds(), pollsBy("error"), nDeliv, trim(strings.TrimSpace(body), 200))
 

@@ -4,7 +4,7 @@
 // megabytes collects hundreds of times a second during a burst of
 // deliveries and spends a tenth of its CPU there, so the growth is at
 // least Floor. For a large heap it is too much: 10,000 accounts hold about
-// 230 MB, and doubling that puts the process well past what one instance
+// 200 MB, and doubling that puts the process well past what one instance
 // of a small service should take, so the growth is at most Ceiling, or a
 // quarter of the live heap when that is more (a heap of gigabytes would
 // otherwise be collected so often that the collector's CPU grows with it).
@@ -87,9 +87,9 @@ func (t *tuner) set(p int) {
 
 // Percent is the GC percentage that lets a heap of live bytes grow by
 // live×base/100 (Go's own pace), but by at least Floor and at most
-// max(Ceiling, live/4), rounded up to a multiple of 10 so small changes of the live heap
-// do not reset the collector's pacing each cycle. A base of 0 or less (the
-// collector turned off) stays.
+// max(Ceiling, live/4), rounded up to a multiple of 10 so small changes of
+// the live heap do not reset the collector's pacing each cycle. A base of 0
+// or less (the collector turned off) stays.
 func Percent(live uint64, base int) int {
 	if base <= 0 {
 		return base

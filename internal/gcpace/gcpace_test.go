@@ -21,7 +21,7 @@ func TestPercent(t *testing.T) {
 		{11 << 20, 100, 590}, // 581.8 rounds up to 590
 		{Floor, 100, 100},    // the default already gives the floor
 		{Ceiling, 100, 100},  // and up to here the default is not above the ceiling
-		{230 << 20, 100, 60}, // 10,000 accounts: 128 MiB of 230 is 55.7 %, rounded up
+		{230 << 20, 100, 60}, // 128 MiB of 230 is 55.7 %, rounded up
 		{512 << 20, 100, 30}, // a quarter (25 %) equals the ceiling here, rounded up
 		{4 << 30, 100, 30},   // big heaps grow by a quarter, not the ceiling
 		{10 << 20, 800, 800}, // an operator's higher setting stands

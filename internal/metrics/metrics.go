@@ -98,7 +98,7 @@ func New() *Metrics {
 // counters makes and registers a per-account counter vector.
 func (m *Metrics) counters(name, help string, labels ...string) *CounterVec {
 	all := append([]string{"account"}, labels...)
-	v := newCounterVec(name, help, all)
+	v := &CounterVec{newFamily(counterKind, name, help, all, nil)}
 	m.perAccountVec(v, all...)
 	return v
 }
@@ -106,7 +106,7 @@ func (m *Metrics) counters(name, help string, labels ...string) *CounterVec {
 // gauges makes and registers a per-account gauge vector.
 func (m *Metrics) gauges(name, help string, labels ...string) *GaugeVec {
 	all := append([]string{"account"}, labels...)
-	v := newGaugeVec(name, help, all)
+	v := &GaugeVec{newFamily(gaugeKind, name, help, all, nil)}
 	m.perAccountVec(v, all...)
 	return v
 }

@@ -292,14 +292,6 @@ type (
 	HistogramVec = vec[prometheus.Observer]
 )
 
-func newCounterVec(name, help string, labels []string) *CounterVec {
-	return &CounterVec{newFamily(counterKind, name, help, labels, nil)}
-}
-
-func newGaugeVec(name, help string, labels []string) *GaugeVec {
-	return &GaugeVec{newFamily(gaugeKind, name, help, labels, nil)}
-}
-
 // newHistogramVec makes a vector of histograms with the bucket bounds
 // buckets (increasing; +Inf is always added).
 func newHistogramVec(name, help string, buckets []float64, labels []string) *HistogramVec {

@@ -42,11 +42,11 @@ func pairs(t testing.TB, m *Metrics, reg prometheus.Registerer) map[string]pair 
 		var compact func(lvs ...string) any
 		switch c := v.vec.(type) {
 		case *CounterVec:
-			f, compact = c.family, func(lvs ...string) any { return c.WithLabelValues(lvs...) }
+			f, compact = c.family, labelled(c)
 		case *GaugeVec:
-			f, compact = c.family, func(lvs ...string) any { return c.WithLabelValues(lvs...) }
+			f, compact = c.family, labelled(c)
 		case *HistogramVec:
-			f, compact = c.family, func(lvs ...string) any { return c.WithLabelValues(lvs...) }
+			f, compact = c.family, labelled(c)
 		default:
 			continue // PendingAges, a collector of its own
 		}
@@ -66,13 +66,13 @@ func pairs(t testing.TB, m *Metrics, reg prometheus.Registerer) map[string]pair 
 		switch f.kind {
 		case counterKind:
 			c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: f.name, Help: help}, f.labels)
-			twin, client = c, func(lvs ...string) any { return c.WithLabelValues(lvs...) }
+			twin, client = c, labelled(c)
 		case gaugeKind:
 			c := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: f.name, Help: help}, f.labels)
-			twin, client = c, func(lvs ...string) any { return c.WithLabelValues(lvs...) }
+			twin, client = c, labelled(c)
 		case histogramKind:
 			c := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: f.name, Help: help, Buckets: f.bounds}, f.labels)
-			twin, client = c, func(lvs ...string) any { return c.WithLabelValues(lvs...) }
+			twin, client = c, labelled(c)
 		}
 		reg.MustRegister(twin)
 		out[f.name] = pair{
@@ -84,6 +84,12 @@ func pairs(t testing.TB, m *Metrics, reg prometheus.Registerer) map[string]pair 
 		t.Fatalf("only %d compact vectors in New", len(out))
 	}
 	return out
+}
+
+// labelled is the series look-up of a vector, compact or client_golang's,
+// returning the series as any.
+func labelled[M any](v interface{ WithLabelValues(...string) M }) func(lvs ...string) any {
+	return func(lvs ...string) any { return v.WithLabelValues(lvs...) }
 }
 
 // exposition is the text format of the families of g named in names.
@@ -332,16 +338,19 @@ func TestHistogramBuckets(t *testing.T) {
 // A counter panics on a negative increment, as client_golang's; a gauge
 // does not.
 func TestNegativeAdd(t *testing.T) {
+	type adder = interface{ Add(float64) }
+	counter := func(m *Metrics) adder { return m.PollsTotal.WithLabelValues("a", "ok") }
+	gauge := func(m *Metrics) adder { return m.OutboxPending.WithLabelValues("a") }
 	tests := []struct {
 		name  string
-		s     func(m *Metrics) interface{ Add(float64) }
+		s     func(m *Metrics) adder
 		v     float64
 		panic bool
 	}{
-		{"counter -1", func(m *Metrics) interface{ Add(float64) } { return m.PollsTotal.WithLabelValues("a", "ok") }, -1, true},
-		{"counter -0.001", func(m *Metrics) interface{ Add(float64) } { return m.PollsTotal.WithLabelValues("a", "ok") }, -0.001, true},
-		{"counter 0", func(m *Metrics) interface{ Add(float64) } { return m.PollsTotal.WithLabelValues("a", "ok") }, 0, false},
-		{"gauge -1", func(m *Metrics) interface{ Add(float64) } { return m.OutboxPending.WithLabelValues("a") }, -1, false},
+		{"counter -1", counter, -1, true},
+		{"counter -0.001", counter, -0.001, true},
+		{"counter 0", counter, 0, false},
+		{"gauge -1", gauge, -1, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
